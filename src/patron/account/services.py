@@ -1,0 +1,98 @@
+"""Users, roles and API tokens. Permission checks for every surface live here (deny by default)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.utils import timezone
+
+from patron.account.models import ApiToken, User
+from patron.account.roles import ROLE_PERMISSIONS, Role
+from patron.errors import PermissionDenied, ValidationFailed
+
+
+def roles_sync() -> None:
+    """Create one group per role holding exactly the permissions in ``ROLE_PERMISSIONS``."""
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role.value)
+        wanted = []
+        for dotted in sorted(perms):
+            app_label, codename = dotted.split(".", 1)
+            wanted.append(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        group.permissions.set(wanted)
+
+
+def user_roles(user: Any) -> list[str]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return sorted(user.groups.values_list("name", flat=True))
+
+
+def require_permission(user: Any, perm: str) -> None:
+    """Raise ``PermissionDenied`` unless the user holds ``perm`` (through a role)."""
+    if (
+        not getattr(user, "is_authenticated", False)
+        or not user.is_active
+        or not user.has_perm(perm)
+    ):
+        raise PermissionDenied(f"you do not have the permission '{perm}'")
+
+
+def may_see_pii(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.has_perm("account.view_pii"))
+
+
+@transaction.atomic
+def user_create(*, username: str, role: str, password: str | None = None, email: str = "") -> User:
+    """Create a staff user with one role. Administrators also get Django admin access."""
+    try:
+        role_enum = Role(role)
+    except ValueError as exc:
+        choices = ", ".join(r.value for r in Role)
+        raise ValidationFailed(f"unknown role '{role}': choose one of {choices}") from exc
+    if User.objects.filter(username=username).exists():
+        raise ValidationFailed(f"user '{username}' already exists")
+    roles_sync()
+    user = User(username=username, email=email, is_staff=True)
+    user.is_superuser = role_enum is Role.ADMINISTRATOR
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.save()
+    user.groups.add(Group.objects.get(name=role_enum.value))
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_create(*, user: User, name: str = "cli") -> str:
+    """Create an API token for ``user`` and return it; only its digest is stored."""
+    token = "ptn_" + secrets.token_urlsafe(32)
+    ApiToken.objects.create(user=user, name=name, prefix=token[:12], digest=_digest(token))
+    return token
+
+
+def token_authenticate(token: str) -> User | None:
+    """Return the active user owning ``token``, or None."""
+    if not token:
+        return None
+    row = (
+        ApiToken.objects.select_related("user")
+        .filter(digest=_digest(token), is_active=True)
+        .first()
+    )
+    if row is None or not row.user.is_active:
+        return None
+    now = timezone.now()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
+    return row.user

@@ -1,0 +1,54 @@
+"""The REST API under /api/ (OpenAPI spec at /api/openapi.json). Each app adds its router here.
+
+Authentication: ``Authorization: Bearer <token>`` (per-user tokens from
+``patron createuser NAME --role ROLE --token``) or the web session (CSRF-checked).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.security import HttpBearer, SessionAuth
+
+from patron.account.services import token_authenticate
+from patron.errors import PatronError
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        user = token_authenticate(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(
+    title="Patron API",
+    version="1",
+    description="Customer quality platform: customers, orders, imports. Errors carry "
+    "{code, message, details}; 403 permission, 404 not found, 409 conflict, 422 invalid.",
+    auth=[TokenAuth(), SessionAuth()],
+    urls_namespace="api",
+)
+
+
+@api.exception_handler(PatronError)
+def _patron_error(request: HttpRequest, exc: PatronError) -> HttpResponse:
+    return api.create_response(
+        request,
+        {"code": exc.code, "message": exc.message, "details": exc.details},
+        status=exc.status,
+    )
+
+
+def _mount() -> None:
+    from patron.account.api import router as account_router
+    from patron.customer.api import router as customer_router
+
+    api.add_router("", account_router)
+    api.add_router("/customers", customer_router)
+
+
+_mount()

@@ -1,0 +1,405 @@
+"""The ``patron`` command line: the contract for operators, scripts and CI (DESIGN.md §10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="Patron: customer quality platform for e-commerce merchants.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold personal data
+)
+customers_app = typer.Typer(help="Look at customers.", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
+console = Console(stderr=True)
+
+ADAPTERS = ("olist", "taobao", "cdnow")
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patron.settings")
+    import django
+
+    django.setup()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<32}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal and os.environ.get("PATRON_PROGRESS") != "1",
+    )
+
+
+class _Bars:
+    """Adapts the services' ``progress(step, done, total)`` callbacks to Rich bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, step: str, done: int, total: int | None) -> None:
+        if step not in self.tasks:
+            self.tasks[step] = self.progress.add_task(step, total=total)
+        self.progress.update(self.tasks[step], completed=done, total=total)
+
+
+def _migrate(verbosity: int = 0) -> None:
+    from django.core.management import call_command
+
+    from patron.account.services import roles_sync
+
+    call_command("migrate", interactive=False, verbosity=verbosity)
+    roles_sync()
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema and the roles."""
+    _django()
+    _migrate(verbosity=1)
+
+
+@app.command()
+def createuser(
+    name: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="administrator, operations_manager, service_agent, risk_analyst, marketer, auditor, analyst"
+        ),
+    ],
+    token: Annotated[
+        bool, typer.Option("--token", help="Also create an API token and print it")
+    ] = False,
+    password: Annotated[
+        str | None,
+        typer.Option(help="Password for the web app (prompted if omitted and no --token)"),
+    ] = None,
+    email: Annotated[str, typer.Option(help="E-mail address")] = "",
+) -> None:
+    """Create a staff user with a role; with --token, print a new API token for them."""
+    _django()
+    from patron.account.services import token_create, user_create
+    from patron.errors import PatronError
+
+    if password is None and not token and sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = user_create(username=name, role=role, password=password, email=email)
+    except PatronError as exc:
+        console.print(f"[red]{exc.message}")
+        raise typer.Exit(2) from None
+    console.print(f"created user '{user.username}' with role {role}")
+    if token:
+        print(token_create(user=user))
+
+
+@app.command("import")
+def import_(
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="customers, orders, order-lines, payments, returns, reviews, events, tickets, shipments, products, categories; or an adapter: olist (a folder), taobao, cdnow"
+        ),
+    ],
+    path: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL file (a folder for olist)")],
+    mapping: Annotated[
+        Path | None, typer.Option(help="TOML file mapping your column names and values to Patron's")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Source system name; records are keyed by (source, external id)"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and count, write nothing")
+    ] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid", help="Load the valid records, write the rest to a rejects file"
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object on the last line")
+    ] = False,
+) -> None:
+    """Load a file all-or-nothing and idempotently; exits 1 when any record was rejected."""
+    _django()
+    from patron.errors import PatronError
+    from patron.ingest.mapping import mapping_load
+    from patron.ingest.services import ImportSummary, import_file, import_parts
+
+    _migrate()
+    try:
+        with _progress() as progress:
+            bars = _Bars(progress)
+            summary: ImportSummary
+            if kind in ADAPTERS:
+                parts = _adapter_parts(kind, path)
+                summary = import_parts(
+                    label=kind,
+                    source=kind,
+                    path=str(path),
+                    parts=parts,
+                    dry_run=dry_run,
+                    skip_invalid=skip_invalid,
+                    progress=bars,
+                )
+            else:
+                loaded = mapping_load(mapping) if mapping else None
+                summary = import_file(
+                    kind=kind,
+                    path=path,
+                    mapping=loaded,
+                    source=source,
+                    dry_run=dry_run,
+                    skip_invalid=skip_invalid,
+                    progress=bars,
+                )
+    except PatronError as exc:
+        console.print(f"[red]{exc.message}")
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "status": "rejected",
+                        "inserted": 0,
+                        "updated": 0,
+                        "rejected": 1,
+                        "errors": [{"reason": exc.message}],
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        raise typer.Exit(2) from None
+    _print_summary(summary)
+    if as_json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False, default=str))
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _adapter_parts(kind: str, path: Path) -> list[Any]:
+    if kind == "olist":
+        from patron.ingest.adapters.olist import olist_parts
+
+        return olist_parts(path)
+    if kind == "taobao":
+        from patron.ingest.adapters.taobao import taobao_parts
+
+        return taobao_parts(path)
+    from patron.ingest.adapters.cdnow import cdnow_parts
+
+    return cdnow_parts(path)
+
+
+def _print_summary(summary: Any) -> None:
+    table = Table(
+        title=f"import #{summary.batch} {summary.kind} → {summary.status}", title_justify="left"
+    )
+    for column in ("kind", "read", "inserted", "updated", "unchanged", "rejected"):
+        table.add_column(column, justify="right" if column != "kind" else "left")
+    for kind, counts in summary.by_kind.items():
+        table.add_row(
+            kind,
+            *(
+                str(counts.get(c, 0))
+                for c in ("read", "inserted", "updated", "unchanged", "rejected")
+            ),
+        )
+    table.add_row(
+        "[bold]total",
+        str(summary.read),
+        str(summary.inserted),
+        str(summary.updated),
+        str(summary.unchanged),
+        str(summary.rejected),
+    )
+    console.print(table)
+    if summary.duplicates:
+        console.print(
+            f"{summary.duplicates} identical duplicate record(s) in the file were skipped"
+        )
+    for error in summary.errors[:20]:
+        where = (
+            f"{error['file']} line {error['line']}" if error.get("line") else error.get("file", "")
+        )
+        field = f" field '{error['field']}'" if error.get("field") else ""
+        value = f" value {error['value']!r}" if error.get("value") else ""
+        console.print(f"[red]rejected[/] {where}{field}{value}: {error['reason']}")
+    if len(summary.errors) > 20 or summary.rejected > len(summary.errors):
+        console.print(f"… {summary.rejected} record(s) rejected in all")
+    if summary.rejects_file:
+        console.print(f"rejected records with reasons: {summary.rejects_file}")
+    if summary.status == "rejected":
+        console.print("[red]nothing was written: fix the records above or use --skip-invalid")
+    console.print(f"{summary.seconds:.2f} s")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 2,
+) -> None:
+    """Serve the web app and the API (gunicorn, sync workers with threads)."""
+    _django()
+    _migrate()
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "patron.wsgi:application",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        "4",
+        "--access-logfile",
+        "-",
+        "--log-level",
+        "warning",
+    ]
+    os.execv(sys.executable, argv)
+
+
+DEMO_SOURCE = "demo"
+DEMO_KINDS = (
+    "categories",
+    "products",
+    "customers",
+    "orders",
+    "order-lines",
+    "payments",
+    "returns",
+    "reviews",
+    "shipments",
+    "tickets",
+    "events",
+)
+
+
+@app.command()
+def demo(
+    customers: Annotated[
+        int, typer.Option(help="How many customers the demo merchant has")
+    ] = 20_000,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same merchant")
+    ] = 7,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Stop after loading; do not start the web app")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on")] = 8000,
+) -> None:
+    """Build a realistic demo merchant in PATRON_HOME (SQLite + Parquet), load it, serve it."""
+    _django()
+    from django.conf import settings
+
+    from patron.account.models import User
+    from patron.account.services import user_create
+    from patron.demo.generator import generate_demo
+    from patron.ingest.services import import_file
+
+    _migrate()
+    out_dir = Path(settings.HOME) / "demo" / f"seed-{seed}-n{customers}"
+    with _progress() as progress:
+        bars = _Bars(progress)
+        manifest = generate_demo(out_dir=out_dir, customers=customers, seed=seed, progress=bars)
+        failed = []
+        for kind in DEMO_KINDS:
+            summary = import_file(
+                kind=kind, path=manifest.files[kind], source=DEMO_SOURCE, progress=bars
+            )
+            if not summary.ok:
+                failed.append((kind, summary))
+    for kind, summary in failed:
+        console.print(f"[red]demo data for {kind} was refused:")
+        _print_summary(summary)
+    if failed:
+        raise typer.Exit(1)
+    console.print(
+        "[bold]demo merchant loaded[/]: "
+        + ", ".join(f"{k} {v:,}" for k, v in manifest.counts.items())
+    )
+    console.print(
+        f"problem customers (for measuring risk detection): {out_dir / 'problem_customers.json'}"
+    )
+    console.print("scoring: no scoring pipeline is installed yet (customer intelligence issue)")
+    password = secrets.token_urlsafe(9)
+    admin = User.objects.filter(username="admin").first()
+    if admin is None:
+        admin = user_create(username="admin", role="administrator", password=password)
+    else:
+        admin.set_password(password)
+        admin.save(update_fields=["password"])
+    login = Path(settings.HOME) / "demo-login.txt"
+    login.write_text(f"user: admin\npassword: {password}\n", encoding="utf-8")
+    login.chmod(0o600)
+    console.print(f"staff login: [bold]admin[/] / [bold]{password}[/] (also in {login})")
+    if no_serve:
+        return
+    console.print(f"serving on [bold]http://{host}:{port}/[/] (Ctrl-C stops)")
+    serve(host=host, port=port, workers=2)
+
+
+@customers_app.command("show")
+def customers_show(
+    customer_id: Annotated[int, typer.Argument(help="Customer id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show one customer's profile (personal data unmasked: the CLI is an operator's tool)."""
+    _django()
+    from patron.customer.models import Customer
+
+    customer = Customer.objects.filter(pk=customer_id).first()
+    if customer is None:
+        console.print(f"[red]customer {customer_id} not found")
+        raise typer.Exit(1)
+    data = {
+        "id": customer.pk,
+        "source": customer.source,
+        "external_id": customer.external_id,
+        "name": customer.name,
+        "kind": customer.kind,
+        "phone": customer.phone,
+        "email": customer.email,
+        "province": customer.province,
+        "city": customer.city,
+        "registered_at": customer.registered_at,
+        "orders": customer.orders.count(),
+        "reviews": customer.reviews.count(),
+        "tickets": customer.tickets.count(),
+    }
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, default=str))
+        return
+    table = Table(show_header=False)
+    for key, value in data.items():
+        table.add_row(key, "" if value is None else str(value))
+    Console().print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

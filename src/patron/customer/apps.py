@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class CustomerConfig(AppConfig):
+    name = "patron.customer"
+    label = "customer"
+    verbose_name = "Customers"

@@ -1,0 +1,138 @@
+"""The event lake: behaviour events as Parquet files, hive-partitioned by UTC date.
+
+Layout: ``<lake>/events/date=YYYY-MM-DD/<batch>-<n>.parquet``. Each event has an ``event_id``
+(a digest of its content), so a re-import finds nothing new. New files are first written under
+``<lake>/_staging/<batch>/`` and moved into place only after the batch's database transaction
+commits (``publish``); a batch that dies leaves only staging files, removed by ``staging_clean``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+EVENT_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("source", pa.string()),
+        ("customer_external_id", pa.string()),
+        ("event_type", pa.string()),
+        ("occurred_at", pa.timestamp("us", tz="UTC")),
+        ("item_external_id", pa.string()),
+        ("category_external_id", pa.string()),
+        ("query", pa.string()),
+        ("session_id", pa.string()),
+        ("batch_id", pa.int64()),
+    ]
+)
+_CONTENT = (
+    "customer_external_id",
+    "event_type",
+    "occurred_at",
+    "item_external_id",
+    "category_external_id",
+    "query",
+    "session_id",
+)
+
+
+@dataclass
+class StagedEvents:
+    batch_id: int
+    staging: Path
+    moves: list[tuple[Path, Path]]
+    inserted: int
+    unchanged: int
+
+
+def events_dir(lake: Path) -> Path:
+    return lake / "events"
+
+
+def event_ids(source: str, table: pa.Table) -> list[str]:
+    """A content digest per event: the same event imported twice gets the same id."""
+    texts = [pa.array([source] * table.num_rows, pa.string())]
+    for name in _CONTENT:
+        column = table.column(name)
+        if pa.types.is_timestamp(column.type):
+            column = pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
+        texts.append(pc.fill_null(pc.cast(column, pa.string()), ""))
+    joined = pc.binary_join_element_wise(*texts, "\x1f")
+    return [
+        hashlib.blake2b(text.encode(), digest_size=16).hexdigest() for text in joined.to_pylist()
+    ]
+
+
+def _existing_ids(partition: Path) -> set[str]:
+    if not partition.exists():
+        return set()
+    ids: set[str] = set()
+    for file in sorted(partition.glob("*.parquet")):
+        ids.update(pq.read_table(file, columns=["event_id"]).column("event_id").to_pylist())
+    return ids
+
+
+def stage_events(lake: Path, events: pa.Table, *, source: str, batch_id: int) -> StagedEvents:
+    """Write the events not yet in the lake to a staging folder; nothing is visible yet."""
+    staging = lake / "_staging" / str(batch_id)
+    staging.mkdir(parents=True, exist_ok=True)
+    table = events.select(list(_CONTENT))
+    table = table.append_column("event_id", pa.array(event_ids(source, table), pa.string()))
+    days = pc.strftime(table.column("occurred_at"), format="%Y-%m-%d")
+    table = table.append_column("_day", days).sort_by(
+        [("_day", "ascending"), ("occurred_at", "ascending")]
+    )
+    moves: list[tuple[Path, Path]] = []
+    inserted = unchanged = 0
+    for day in pc.unique(table.column("_day")).to_pylist():
+        rows = table.filter(pc.equal(table.column("_day"), day))
+        partition = events_dir(lake) / f"date={day}"
+        known = _existing_ids(partition)
+        ids = rows.column("event_id").to_pylist()
+        keep, seen = [], set()
+        for event in ids:
+            fresh = event not in known and event not in seen
+            keep.append(fresh)
+            seen.add(event)
+        fresh_rows = rows.filter(pa.array(keep))
+        unchanged += rows.num_rows - fresh_rows.num_rows
+        if fresh_rows.num_rows == 0:
+            continue
+        count = fresh_rows.num_rows
+        out = pa.table(
+            {
+                "event_id": fresh_rows.column("event_id"),
+                "source": pa.array([source] * count, pa.string()),
+                **{name: fresh_rows.column(name) for name in _CONTENT},
+                "batch_id": pa.array([batch_id] * count, pa.int64()),
+            }
+        ).cast(EVENT_SCHEMA)
+        staged = staging / f"date={day}" / f"batch-{batch_id}.parquet"
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(out, staged, compression="zstd")
+        moves.append((staged, partition / staged.name))
+        inserted += count
+    return StagedEvents(batch_id, staging, moves, inserted, unchanged)
+
+
+def publish(staged: StagedEvents) -> None:
+    """Move staged files into their partitions (each move is an atomic rename)."""
+    for src, dst in staged.moves:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        src.replace(dst)
+    shutil.rmtree(staged.staging, ignore_errors=True)
+
+
+def discard(staged: StagedEvents) -> None:
+    shutil.rmtree(staged.staging, ignore_errors=True)
+
+
+def staging_clean(lake: Path) -> None:
+    """Remove what batches that never committed left behind."""
+    shutil.rmtree(lake / "_staging", ignore_errors=True)

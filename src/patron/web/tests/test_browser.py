@@ -1,0 +1,121 @@
+"""The web app in a real browser: Debian's Chromium driven by Playwright (sync API).
+
+Playwright's sync API runs an event loop in this thread, so Django's "async unsafe" guard
+would refuse the ORM calls that the fixtures make; the tests are sequential, so it is safe.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from patron.account.roles import Role
+from patron.conftest import PASSWORD, CustomerFile, make_customer_file, make_user
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def browser_data(transactional_db: None, lake: Path) -> CustomerFile:
+    make_user(Role.OPERATIONS_MANAGER, username="manager-chen", password=PASSWORD)
+    return make_customer_file()
+
+
+def log_in(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/customers/")
+    page.fill("input[name=username]", "manager-chen")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{base_url}/customers/")
+
+
+def test_search_a_customer_and_see_the_orders(
+    live_server: Any, page: Any, browser_data: CustomerFile
+) -> None:
+    # given
+    log_in(page, live_server.url)
+    rows = page.locator("[data-testid=customer-table] tbody tr")
+    assert rows.count() == 3
+
+    # when: typing searches live (htmx), without submitting the form
+    page.fill("#id_q", "13812341234")
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=customer-table] tbody tr').length === 1"
+    )
+    page.click("text=王小明")
+    page.wait_for_url(f"{live_server.url}/customers/{browser_data.customer.pk}/")
+
+    # then
+    assert page.locator("[data-testid=customer-name]").inner_text() == "王小明"
+    assert page.locator("[data-testid=customer-phone]").inner_text() == "13812341234"
+    orders = page.locator("[data-testid=orders-table] tr.order-row")
+    assert orders.count() == 3
+    assert orders.nth(2).locator("td").nth(1).inner_text() == "SO-0001"
+    assert orders.nth(2).locator("td").nth(8).inner_text() == "¥299.00"
+    details = page.locator(f"#order-{browser_data.orders[0].pk}-details")
+    assert details.is_visible() is False
+    orders.nth(2).locator("button.expand-toggle").click()
+    details.wait_for(state="visible")
+    assert "Silk scarf" in details.inner_text()
+    assert "Alipay" in details.inner_text()
+
+
+def test_tabs_and_language_switch(live_server: Any, page: Any, browser_data: CustomerFile) -> None:
+    # given
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/customers/{browser_data.customer.pk}/")
+
+    # when
+    page.click("#tab-timeline")
+    timeline = page.locator("[data-testid=timeline]")
+    timeline.wait_for(state="visible")
+    first_entry = timeline.locator("li").first.inner_text()
+    page.click("button[name=language][value=zh-hans]")
+    page.wait_for_load_state()
+
+    # then
+    assert first_entry.split("\n")[1].startswith("Order placed SO-0003")
+    assert page.locator("#tab-orders").inner_text().startswith("订单")
+    assert page.url == f"{live_server.url}/customers/{browser_data.customer.pk}/"

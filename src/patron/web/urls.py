@@ -1,0 +1,22 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from patron.web import views
+
+app_name = "web"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="web/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(next_page="web:login"), name="logout"),
+    path("customers/", views.customer_list, name="customer-list"),
+    path("customers/<int:customer_id>/", views.customer_detail, name="customer-detail"),
+    path("customers/<int:customer_id>/orders/", views.customer_orders, name="customer-orders"),
+    path("imports/", views.import_list, name="import-list"),
+    path("audit/", views.audit_list, name="audit-list"),
+]
