@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/patron
 PYTEST_ARGS ?=
 
-.PHONY: help demo test test-sqlite test-postgres lint bench setup clean
+.PHONY: help demo test test-sqlite test-postgres lint bench setup launcher clean
 
 help:
 	@echo "make demo   build the demo merchant (SQLite + Parquet under PATRON_HOME, default ./.patron) and serve it"
@@ -28,7 +28,12 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	  $(UV) sync --frozen --python "$$PY312"
 	@touch $@
 
-setup: $(VENV)/.synced
+setup: $(VENV)/.synced launcher
+
+# A `patron` command on PATH that runs the checkout you are in (scripts/patron-launcher).
+LAUNCHER_DIR ?= $(shell [ -w /usr/local/bin ] && echo /usr/local/bin || echo $(HOME)/.local/bin)
+launcher:
+	@mkdir -p $(LAUNCHER_DIR) && install -m 0755 scripts/patron-launcher $(LAUNCHER_DIR)/patron
 
 demo: setup
 	$(VENV)/bin/patron demo $(DEMO_ARGS)
