@@ -29,16 +29,20 @@ def test_demo_loads_every_generated_record_and_prints_a_login() -> None:
     out_dir = home / "demo" / "seed-3-n300"
     files = {p.name for p in out_dir.iterdir()}
     assert {"customers.csv", "orders.csv", "events.parquet", "problem_customers.json"} <= files
-    lines = {name: sum(1 for _ in (out_dir / f"{name}.csv").open(encoding="utf-8")) - 1
-             for name in ("customers", "orders", "order_lines", "payments", "reviews", "tickets")
-             if (out_dir / f"{name}.csv").exists()}
+    lines = {
+        name: sum(1 for _ in (out_dir / f"{name}.csv").open(encoding="utf-8")) - 1
+        for name in ("customers", "orders", "order_lines", "payments", "reviews", "tickets")
+        if (out_dir / f"{name}.csv").exists()
+    }
     assert Customer.objects.filter(source="demo").count() == lines["customers"] == 300
     assert Order.objects.filter(source="demo").count() == lines["orders"]
     assert Payment.objects.filter(source="demo").count() == lines["payments"]
     assert Review.objects.filter(source="demo").count() == lines["reviews"]
     assert Ticket.objects.filter(source="demo").count() == lines["tickets"]
     assert OrderLine.objects.filter(source="demo").count() > Order.objects.count()
-    events = ds.dataset(settings.LAKE_DIR / "events", format="parquet", partitioning="hive").count_rows()
+    events = ds.dataset(
+        settings.LAKE_DIR / "events", format="parquet", partitioning="hive"
+    ).count_rows()
     assert events == ds.dataset(out_dir / "events.parquet").count_rows()
     problems = json.loads((out_dir / "problem_customers.json").read_text(encoding="utf-8"))
     assert problems["problem_customers"]["serial_returner"]

@@ -15,19 +15,32 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from django.db import connection
 
+from patron.ingest.columns import as_text
+
 COPY_CHUNK_ROWS = 100_000
+
+
+def _utc_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Times as naive UTC text, as Django's SQLite backend writes them (no .000000); the
+    PostgreSQL connection runs in UTC (Django sets it), so COPY reads the same text right."""
+    text = as_text(pc.cast(column, pa.timestamp("us", tz="UTC")))
+    return pc.replace_substring_regex(text, pattern=r"\.000000$", replacement="")
 
 
 def _sqlite_column(column: pa.ChunkedArray) -> list[object]:
     kind = column.type
     if pa.types.is_timestamp(kind):
-        text = pc.strftime(
-            pc.cast(column, pa.timestamp("us", tz="UTC")), format="%Y-%m-%d %H:%M:%S"
-        )
-        return pc.replace_substring_regex(text, pattern=r"\.000000$", replacement="").to_pylist()
+        return _utc_text(column).to_pylist()
     if pa.types.is_decimal(kind) or pa.types.is_date(kind):
         return pc.cast(column, pa.string()).to_pylist()
     return column.to_pylist()
+
+
+def _postgres_ready(rows: pa.Table) -> pa.Table:
+    for index, name in enumerate(rows.column_names):
+        if pa.types.is_timestamp(rows.column(index).type):
+            rows = rows.set_column(index, name, _utc_text(rows.column(index)))
+    return rows
 
 
 def bulk_insert(table_name: str, rows: pa.Table) -> int:
@@ -42,7 +55,7 @@ def bulk_insert(table_name: str, rows: pa.Table) -> int:
             with cursor.cursor.copy(sql) as copy:
                 for start in range(0, rows.num_rows, COPY_CHUNK_ROWS):
                     buffer = io.BytesIO()
-                    chunk = rows.slice(start, COPY_CHUNK_ROWS)
+                    chunk = _postgres_ready(rows.slice(start, COPY_CHUNK_ROWS))
                     pa_csv.write_csv(chunk, buffer, pa_csv.WriteOptions(include_header=False))
                     copy.write(buffer.getvalue())
         else:

@@ -266,10 +266,7 @@ def _fast_datetime(column: pa.Array, zone: str) -> tuple[pa.Array, pa.Array]:
         ),
     )
     naive_text = pc.binary_join_element_wise(date, time, " ")
-    naive = pc.strptime(naive_text, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
-    exact = pc.equal(
-        pc.utf8_slice_codeunits(pc.strftime(naive, format="%Y-%m-%d %H:%M:%S"), 0, 19), naive_text
-    )
+    naive, exact = _strict_naive(naive_text)
     micros = pc.cast(
         pc.utf8_rpad(pc.utf8_slice_codeunits(frac, 1, 7), width=6, padding="0"), pa.int64()
     )
@@ -303,6 +300,19 @@ def _fast_datetime(column: pa.Array, zone: str) -> tuple[pa.Array, pa.Array]:
     value = pc.if_else(pc.equal(tz, ""), local, explicit)
     ok = pc.and_kleene(pc.is_valid(parts), pc.fill_null(exact, False))
     return value, pc.fill_null(ok, False)
+
+
+def _strict_naive(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Parse 'YYYY-MM-DD HH:MM:SS' strictly. Arrow's cast rejects impossible dates but fails the
+    whole column; only then is each value checked (strptime, then formatted back and compared,
+    because strptime alone would turn 2024-02-30 into 2024-03-01)."""
+    try:
+        parsed = pc.cast(text, pa.timestamp("us"))
+        return parsed, pc.is_valid(parsed)
+    except pa.ArrowInvalid:
+        parsed = pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
+        back = pc.utf8_slice_codeunits(pc.strftime(parsed, format="%Y-%m-%d %H:%M:%S"), 0, 19)
+        return parsed, pc.fill_null(pc.equal(back, text), False)
 
 
 def _fast_date(column: pa.Array, zone: str) -> tuple[pa.Array, pa.Array]:
@@ -492,17 +502,21 @@ def parse_table(
     return result
 
 
+def as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Text form of a column; time-zone-aware times as naive UTC, which Arrow formats ~30x
+    faster than zoned ones (``2025-03-01 06:05:00.000000``)."""
+    if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+        column = pc.cast(column, pa.timestamp(column.type.unit))
+    return pc.cast(column, pa.string())
+
+
 def fingerprints(table: pa.Table, names: Iterable[str]) -> list[str]:
     """A keyed digest per row of the parsed values (HMAC-like keyed BLAKE2b): equal content,
     equal fingerprint, whatever the file format it came from."""
     texts = []
     for name in names:
         column = table.column(name)
-        if pa.types.is_timestamp(column.type):
-            text = pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
-        else:
-            text = pc.cast(column, pa.string())
-        texts.append(pc.fill_null(text, "\x00"))
+        texts.append(pc.fill_null(as_text(column), "\x00"))
     joined = (
         pc.binary_join_element_wise(*texts, "\x1f") if texts else pa.array([""] * table.num_rows)
     )

@@ -182,36 +182,47 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+WHOLE_SOURCE_AT = 20_000  # beyond this many keys, one pass over the source beats IN-lists
+
+
+def _lookup(
+    model: type[models.Model], source: str, keys: Iterable[str | None], fields: tuple[str, ...]
+) -> dict[str, tuple[Any, ...]]:
+    """external_id -> (values of ``fields``) for the given keys that exist in ``source``."""
+    wanted = {k for k in keys if k}
+    queryset = model._default_manager.filter(source=source)
+    if not wanted or not queryset.exists():
+        return {}
+    found: dict[str, tuple[Any, ...]] = {}
+    if len(wanted) > WHOLE_SOURCE_AT:
+        rows = queryset.values_list("external_id", *fields).iterator(chunk_size=50_000)
+        for ext, *values in rows:
+            if ext in wanted:
+                found[ext] = tuple(values)
+        return found
+    ordered = sorted(wanted)
+    for chunk in _chunks(ordered):
+        for ext, *values in queryset.filter(external_id__in=chunk).values_list(
+            "external_id", *fields
+        ):
+            found[ext] = tuple(values)
+    return found
+
+
 def id_map(
     model: type[models.Model], source: str, external_ids: Iterable[str | None]
 ) -> dict[str, int]:
     """external_id -> primary key for the given ids that exist in ``source``."""
-    wanted = sorted({e for e in external_ids if e})
-    manager = model._default_manager
-    if not wanted or not manager.filter(source=source).exists():
-        return {}
-    found: dict[str, int] = {}
-    for chunk in _chunks(wanted):
-        found.update(
-            manager.filter(source=source, external_id__in=chunk).values_list("external_id", "pk")
-        )
-    return found
+    return {ext: values[0] for ext, values in _lookup(model, source, external_ids, ("pk",)).items()}
 
 
 def _existing(
     model: type[models.Model], source: str, keys: list[str]
 ) -> dict[str, tuple[int, str]]:
-    manager = model._default_manager
-    if not keys or not manager.filter(source=source).exists():
-        return {}
-    found: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(keys):
-        rows = manager.filter(source=source, external_id__in=chunk).values_list(
-            "external_id", "pk", "row_hash"
-        )
-        for ext, pk, row_hash in rows:
-            found[ext] = (pk, row_hash)
-    return found
+    """external_id -> (primary key, stored fingerprint)."""
+    return {
+        ext: (v[0], v[1]) for ext, v in _lookup(model, source, keys, ("pk", "row_hash")).items()
+    }
 
 
 def _field_values(

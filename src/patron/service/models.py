@@ -33,7 +33,10 @@ class Ticket(Imported):
         NORMAL = "normal", "普通 Normal"
         LOW = "low", "低 Low"
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="tickets")
+    # Indexed through (customer, opened_at) below.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="tickets", db_index=False
+    )
     order = models.ForeignKey(
         Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -252,3 +253,27 @@ def test_import_twice_equals_import_once_and_one_bad_row_writes_nothing(
     refused = import_file(kind="customers", path=_customers(tmp_path, bad, "bad.csv"))
     assert refused.status == "rejected"
     assert sorted(Customer.objects.values_list("external_id", "name", "row_hash")) == state
+
+
+def test_times_with_offsets_and_fractions_are_stored_exactly_and_filter_right(
+    lake: Path, tmp_path: Path
+) -> None:
+    # given
+    import_file(kind="customers", path=_customers(tmp_path, [["C1", "张伟", "", "", "", ""]]))
+    header = ["external_id", "customer_external_id", "status", "placed_at", "total_amount"]
+    rows = [
+        ["O1", "C1", "paid", "2024-03-01T14:05:00.123456+08:00", "1"],
+        ["O2", "C1", "paid", "2024-03-01 14:05", "1"],
+        ["O3", "C1", "paid", "2024-03-01T06:05:00Z", "1"],
+    ]
+    # when
+    summary = import_file(kind="orders", path=write_csv(tmp_path / "orders.csv", header, rows))
+    # then
+    placed = dict(Order.objects.values_list("external_id", "placed_at"))
+    assert summary.inserted == 3
+    assert placed["O1"] == datetime(2024, 3, 1, 6, 5, 0, 123456, tzinfo=UTC)
+    assert placed["O2"] == placed["O3"] == datetime(2024, 3, 1, 6, 5, tzinfo=UTC)
+    cutoff = datetime(2024, 3, 1, 6, 5, tzinfo=UTC)
+    assert sorted(
+        Order.objects.filter(placed_at__lte=cutoff).values_list("external_id", flat=True)
+    ) == ["O2", "O3"]
