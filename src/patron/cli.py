@@ -150,12 +150,11 @@ def import_(
             bars = _Bars(progress)
             summary: ImportSummary
             if kind in ADAPTERS:
-                parts = _adapter_parts(kind, path)
                 summary = import_parts(
                     label=kind,
                     source=kind,
                     path=str(path),
-                    parts=parts,
+                    parts=lambda: _adapter_parts(kind, path),
                     dry_run=dry_run,
                     skip_invalid=skip_invalid,
                     progress=bars,
@@ -280,19 +279,6 @@ def serve(
 
 
 DEMO_SOURCE = "demo"
-DEMO_KINDS = (
-    "categories",
-    "products",
-    "customers",
-    "orders",
-    "order-lines",
-    "payments",
-    "returns",
-    "reviews",
-    "shipments",
-    "tickets",
-    "events",
-)
 
 
 @app.command()
@@ -316,6 +302,7 @@ def demo(
     from patron.account.models import User
     from patron.account.services import user_create
     from patron.demo.generator import generate_demo
+    from patron.ingest.schemas import LOAD_ORDER
     from patron.ingest.services import import_file
 
     _migrate()
@@ -324,7 +311,7 @@ def demo(
         bars = _Bars(progress)
         manifest = generate_demo(out_dir=out_dir, customers=customers, seed=seed, progress=bars)
         failed = []
-        for kind in DEMO_KINDS:
+        for kind in LOAD_ORDER:
             summary = import_file(
                 kind=kind, path=manifest.files[kind], source=DEMO_SOURCE, progress=bars
             )

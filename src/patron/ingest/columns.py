@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,9 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from patron.errors import ValidationFailed
 from patron.ingest.mapping import Mapping
-from patron.ingest.readers import file_format
+from patron.ingest.readers import file_format, read_records
 from patron.ingest.rules import FieldSpec, ParseContext, parse_value
 from patron.ingest.schemas import KindSpec
 from patron.privacy import crypto
@@ -88,13 +86,6 @@ class ParsedTable:
 # ---------------------------------------------------------------- reading
 
 
-def _string_columns(names: list[str], rows: list[list[str]]) -> pa.Table:
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return pa.table(
-        {name: pa.array(col, pa.string()) for name, col in zip(names, columns, strict=True)}
-    )
-
-
 def read_file(path: Path, *, header: list[str] | None = None) -> tuple[list[int], pa.Table]:
     """Read a CSV, Parquet or JSONL file into (row numbers, table). CSV cells stay text."""
     fmt = file_format(path)
@@ -103,56 +94,13 @@ def read_file(path: Path, *, header: list[str] | None = None) -> tuple[list[int]
 
         table = pq.read_table(path)
         return list(range(1, table.num_rows + 1)), table
-    if fmt == "jsonl":
-        lines, records = [], []
-        with path.open(encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise ValidationFailed(
-                        f"{path.name} line {number}: not valid JSON ({exc.msg})",
-                        details=[
-                            RowError(
-                                path.name, number, "", text[:80], f"not valid JSON ({exc.msg})"
-                            ).as_dict()
-                        ],
-                    ) from None
-                if not isinstance(record, dict):
-                    raise ValidationFailed(f"{path.name} line {number}: expected a JSON object")
-                lines.append(number)
-                records.append(record)
-        return lines, records_table(records)
-    if header is None:
+    if fmt == "csv" and header is None:
         fast = _read_csv_arrow(path)
         if fast is not None:
             return fast
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            names = header or next(reader, None) or []
-            names = [n.strip() for n in names]
-            width = len(names)
-            lines, rows = [], []
-            start = reader.line_num + 1
-            for cells in reader:
-                if cells:
-                    if len(cells) != width:
-                        reason = f"expected {width} columns, found {len(cells)}"
-                        raise ValidationFailed(
-                            f"{path.name} line {start}: {reason}",
-                            details=[RowError(path.name, start, "", "", reason).as_dict()],
-                        )
-                    lines.append(start)
-                    rows.append(cells)
-                start = reader.line_num + 1
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed(
-            f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    return lines, _string_columns(names, rows)
+    # JSONL, and CSV with blank or multi-line records: the line reader knows every line number.
+    pairs = list(read_records(path, header=header))
+    return [line for line, _ in pairs], records_table([record for _, record in pairs])
 
 
 def _read_csv_arrow(path: Path) -> tuple[list[int], pa.Table] | None:

@@ -139,13 +139,16 @@ def import_file(
     if not path.is_file():
         raise ValidationFailed(f"{path}: no such file")
     check_columns(kind, path, mapping)
-    lines, table = read_file(path)
-    part = Part(kind, path.name, lines, table, mapping)
+
+    def load() -> list[Part]:
+        lines, table = read_file(path)
+        return [Part(kind, path.name, lines, table, mapping)]
+
     return import_parts(
         label=kind,
         source=source or mapping.source or "shop",
         path=str(path),
-        parts=[part],
+        parts=load,
         user=user,
         dry_run=dry_run,
         skip_invalid=skip_invalid,
@@ -158,13 +161,14 @@ def import_parts(
     label: str,
     source: str,
     path: str,
-    parts: list[Part],
+    parts: list[Part] | Callable[[], list[Part]],
     user: Any = None,
     dry_run: bool = False,
     skip_invalid: bool = False,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Parse all parts, then write them in load order inside one transaction."""
+    """Parse all parts, then write them in load order inside one transaction. ``parts`` may be a
+    function that reads them, so that a file refused while reading is recorded as a batch too."""
     started = time.monotonic()
     batch = ImportBatch.objects.create(
         kind=label,
@@ -182,7 +186,7 @@ def import_parts(
         dry_run=dry_run,
     )
     try:
-        parsed = _parse_all(parts, progress)
+        parsed = _parse_all(parts() if callable(parts) else parts, progress)
         summary.read = sum(p.read for p in parsed)
         summary.duplicates = sum(p.duplicates for p in parsed)
         errors = [e for p in parsed for e in p.errors]

@@ -277,3 +277,26 @@ def test_times_with_offsets_and_fractions_are_stored_exactly_and_filter_right(
     assert sorted(
         Order.objects.filter(placed_at__lte=cutoff).values_list("external_id", flat=True)
     ) == ["O2", "O3"]
+
+
+def test_multi_line_cells_keep_line_numbers_and_ragged_rows_are_named(
+    lake: Path, tmp_path: Path
+) -> None:
+    # given: a quoted cell spanning two lines, then a bad birthday on physical line 4
+    path = tmp_path / "customers.csv"
+    path.write_text(
+        'external_id,name,birthday\nC1,"张\n伟",1990-01-01\nC2,李娜,1990-02-30\n', encoding="utf-8"
+    )
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("external_id,name\nC1,张伟\nC2,李娜,多余\n", encoding="utf-8")
+    # when
+    summary = import_file(kind="customers", path=path)
+    refused = import_file(kind="customers", path=ragged)
+    # then
+    assert [(e["line"], e["field"], e["value"]) for e in summary.errors] == [
+        (4, "birthday", "1990-02-30")
+    ]
+    assert refused.status == "rejected"
+    assert refused.errors[0]["line"] == 3
+    assert refused.errors[0]["reason"] == "expected 2 columns, found 3"
+    assert Customer.objects.count() == 0
