@@ -10,6 +10,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
+from ninja.errors import ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
 from patron.account.services import token_authenticate
@@ -40,6 +41,21 @@ def _patron_error(request: HttpRequest, exc: PatronError) -> HttpResponse:
         request,
         {"code": exc.code, "message": exc.message, "details": exc.details},
         status=exc.status,
+    )
+
+
+@api.exception_handler(ValidationError)
+def _malformed(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    """Malformed requests get the same error shape as every other error (422)."""
+    fields = [".".join(str(p) for p in error.get("loc", ())) for error in exc.errors]
+    return api.create_response(
+        request,
+        {
+            "code": "validation_failed",
+            "message": f"invalid request: {', '.join(fields)}",
+            "details": exc.errors,
+        },
+        status=422,
     )
 
 

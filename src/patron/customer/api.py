@@ -294,12 +294,12 @@ class CustomerFilters(Schema):
     province: str = ""
     kind: str = Field("", json_schema_extra={"enum": ["", *Customer.Kind.values]})
     source_channel: str = Field("", json_schema_extra={"enum": ["", *SourceChannel.values]})
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=selectors.MAX_PAGE)
     page_size: int = Field(50, ge=1, le=selectors.MAX_PAGE_SIZE)
 
 
 class PageParams(Schema):
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=selectors.MAX_PAGE)
     page_size: int = Field(20, ge=1, le=selectors.MAX_PAGE_SIZE)
 
 

@@ -369,11 +369,14 @@ def _money(value: Decimal | None) -> Decimal:
     return (value if value is not None else Decimal(0)).quantize(Decimal("0.01"))
 
 
+MAX_PAGE = 100_000  # keeps OFFSET within what every database accepts
+
+
 def page_bounds(page: int, page_size: int) -> tuple[int, int]:
     if page_size < 1 or page_size > MAX_PAGE_SIZE:
         raise ValidationFailed(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
-    if page < 1:
-        raise ValidationFailed(f"page must be 1 or more, got {page}")
+    if page < 1 or page > MAX_PAGE:
+        raise ValidationFailed(f"page must be between 1 and {MAX_PAGE}, got {page}")
     return page, page_size
 
 
