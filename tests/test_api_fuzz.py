@@ -1,0 +1,40 @@
+"""Property-based fuzzing of the REST API from its own OpenAPI spec (schemathesis): no input
+may produce a server error, an undocumented status, or a body that breaks the spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from django.core import signals
+from django.db import close_old_connections
+from hypothesis import HealthCheck, settings
+
+from patron.account.services import token_create, user_create
+from patron.conftest import make_customer_file
+from patron.wsgi import application
+
+schema = schemathesis.openapi.from_wsgi("/api/openapi.json", application)
+
+
+@pytest.fixture
+def token(db: None) -> Iterator[str]:
+    """An administrator's token. Like Django's test client, requests must not close the test
+    database connection at their end."""
+    user = user_create(username="fuzzer", role="administrator", password=None)
+    make_customer_file()
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield token_create(user=user, name="fuzz")
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+
+
+@pytest.mark.slow
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_spec(case: schemathesis.Case, token: str) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
