@@ -797,10 +797,6 @@ def _stats(c: Customer, *, commerce: bool, tickets: bool) -> CustomerStats:
     )
 
 
-def _events_folder() -> Path:
-    return Path(settings.LAKE_DIR) / "events"
-
-
 EVENT_COLUMNS = (
     "occurred_at",
     "event_type",
@@ -817,15 +813,17 @@ def _recent_events(*, source: str, external_id: str, limit: int) -> tuple[Behavi
     () when the lake has no events yet, or cannot be read: the profile stays usable and the
     failure is logged.
     """
-    folder = _events_folder()
-    if not folder.is_dir():
-        return ()
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
+    from patron.ingest.lake import customer_events_dataset
+
+    folder = Path(settings.LAKE_DIR)
     try:
-        dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+        dataset = customer_events_dataset(folder, source=source, customer_external_id=external_id)
+        if dataset is None:
+            return ()
         names = set(dataset.schema.names)
         if not {"customer_external_id", "occurred_at"} <= names:
             return ()

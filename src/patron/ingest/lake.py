@@ -1,9 +1,13 @@
 """The event lake: behaviour events as Parquet files, hive-partitioned by UTC date.
 
-Layout: ``<lake>/events/date=YYYY-MM-DD/<batch>-<n>.parquet``. Each event has an ``event_id``
-(a digest of its content), so a re-import finds nothing new. New files are first written under
-``<lake>/_staging/<batch>/`` and moved into place only after the batch's database transaction
-commits (``publish``); a batch that dies leaves only staging files, removed by ``staging_clean``.
+Layout: ``<lake>/events/date=YYYY-MM-DD/batch-<id>.parquet``. Each event has an ``event_id``
+(a digest of its content), so a re-import finds nothing new. The same events are also written
+to ``<lake>/events_by_customer/bucket=NNN/`` (a hash of the customer), an index that lets one
+customer's events be read from 1/256 of the files instead of all of them (the customer page).
+
+New files are first written under ``<lake>/_staging/<batch>/`` and moved into place only after
+the batch's database transaction commits (``publish``); a batch that dies leaves only staging
+files, removed by ``staging_clean``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 EVENT_SCHEMA = pa.schema(
@@ -51,8 +56,26 @@ class StagedEvents:
     unchanged: int
 
 
+BUCKETS = 256
+
+
 def events_dir(lake: Path) -> Path:
     return lake / "events"
+
+
+def customer_index_dir(lake: Path) -> Path:
+    return lake / "events_by_customer"
+
+
+def customer_bucket(source: str, customer_external_id: str) -> int:
+    digest = hashlib.blake2b(f"{source}\x1f{customer_external_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+def _bucket_column(source: str, customers: pa.Array) -> pa.Array:
+    unique = pc.unique(customers)
+    buckets = pa.array([customer_bucket(source, c) for c in unique.to_pylist()], pa.int32())
+    return pc.take(buckets, pc.index_in(customers, value_set=unique))
 
 
 def event_ids(source: str, table: pa.Table) -> list[str]:
@@ -89,6 +112,7 @@ def stage_events(lake: Path, events: pa.Table, *, source: str, batch_id: int) ->
         [("_day", "ascending"), ("occurred_at", "ascending")]
     )
     moves: list[tuple[Path, Path]] = []
+    fresh_tables: list[pa.Table] = []
     inserted = unchanged = 0
     for day in pc.unique(table.column("_day")).to_pylist():
         rows = table.filter(pc.equal(table.column("_day"), day))
@@ -117,8 +141,48 @@ def stage_events(lake: Path, events: pa.Table, *, source: str, batch_id: int) ->
         staged.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(out, staged, compression="zstd")
         moves.append((staged, partition / staged.name))
+        fresh_tables.append(out)
         inserted += count
+    if fresh_tables:
+        moves.extend(
+            _stage_customer_index(lake, staging, pa.concat_tables(fresh_tables), source, batch_id)
+        )
     return StagedEvents(batch_id, staging, moves, inserted, unchanged)
+
+
+def _stage_customer_index(
+    lake: Path, staging: Path, events: pa.Table, source: str, batch_id: int
+) -> list[tuple[Path, Path]]:
+    buckets = _bucket_column(source, events.column("customer_external_id"))
+    events = events.append_column("_bucket", buckets).sort_by("_bucket")
+    moves = []
+    bounds = pc.value_counts(events.column("_bucket"))
+    start = 0
+    for item in bounds.to_pylist():
+        rows = events.slice(start, item["counts"]).drop_columns(["_bucket"])
+        start += item["counts"]
+        name = f"bucket={item['values']:03d}"
+        staged = staging / "events_by_customer" / name / f"batch-{batch_id}.parquet"
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(rows, staged, compression="zstd")
+        moves.append((staged, customer_index_dir(lake) / name / staged.name))
+    return moves
+
+
+def customer_events_dataset(
+    lake: Path, *, source: str, customer_external_id: str
+) -> ds.Dataset | None:
+    """The files that can hold one customer's events: its index bucket, or every date partition
+    of a lake written before the index existed. None when there are none."""
+    if customer_index_dir(lake).is_dir():
+        bucket = (
+            customer_index_dir(lake) / f"bucket={customer_bucket(source, customer_external_id):03d}"
+        )
+        files = sorted(str(f) for f in bucket.glob("*.parquet"))
+        return ds.dataset(files, format="parquet") if files else None
+    if events_dir(lake).is_dir():
+        return ds.dataset(events_dir(lake), format="parquet", partitioning="hive")
+    return None
 
 
 def publish(staged: StagedEvents) -> None:
@@ -133,6 +197,11 @@ def discard(staged: StagedEvents) -> None:
     shutil.rmtree(staged.staging, ignore_errors=True)
 
 
-def staging_clean(lake: Path) -> None:
-    """Remove what batches that never committed left behind."""
-    shutil.rmtree(lake / "_staging", ignore_errors=True)
+def staging_clean(lake: Path, *, keep: set[int]) -> None:
+    """Remove what batches that never committed left behind (all but the ``keep`` batches)."""
+    root = lake / "_staging"
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        if not (folder.name.isdigit() and int(folder.name) in keep):
+            shutil.rmtree(folder, ignore_errors=True)

@@ -12,6 +12,7 @@ import csv
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,10 @@ def import_parts(
         started_at=timezone.now(),
         started_by=user if getattr(user, "is_authenticated", False) else None,
     )
+    # A batch killed before publishing left staged event files; one still running keeps its own.
+    recent = timezone.now() - timedelta(days=1)
+    running = ImportBatch.objects.filter(status=ImportBatch.Status.RUNNING, started_at__gte=recent)
+    lake.staging_clean(settings.LAKE_DIR, keep=set(running.values_list("pk", flat=True)))
     summary = ImportSummary(
         batch=batch.pk,
         kind=label,

@@ -148,7 +148,8 @@ def test_list_pages(db: None) -> None:
     [
         ({"kind": "robot"}, "unknown customer kind 'robot'"),
         ({"source_channel": "fax"}, "unknown source channel 'fax'"),
-        ({"page": 0}, "page must be 1 or more, got 0"),
+        ({"page": 0}, "page must be between 1 and 100000, got 0"),
+        ({"page": 100_001}, "page must be between 1 and 100000, got 100001"),
         ({"page_size": 201}, "page_size must be between 1 and 200, got 201"),
     ],
 )

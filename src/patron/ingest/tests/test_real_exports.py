@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
@@ -13,6 +14,7 @@ from patron.customer.models import Customer
 from patron.ingest.adapters.cdnow import cdnow_parts
 from patron.ingest.adapters.olist import olist_parts
 from patron.ingest.adapters.taobao import taobao_parts
+from patron.ingest.lake import customer_events_dataset
 from patron.ingest.services import ImportSummary, import_parts
 
 from .conftest import shared_data
@@ -143,3 +145,30 @@ def test_corrupted_olist_export_is_refused_whole(lake: Path, tmp_path: Path) -> 
     assert Order.objects.count() == Customer.objects.count() == 0
     reasons = [(e["file"], e["line"], e["field"], e["value"]) for e in summary.errors]
     assert ("orders.csv", 100, "order_purchase_timestamp", "2017-13-45 99:99:99") in reasons
+
+
+def test_customer_index_holds_exactly_each_customers_events(lake: Path) -> None:
+    # given
+    path = shared_data("taobao_userbehavior", "UserBehavior_head84k.csv")
+    (lake / "_staging" / "999999").mkdir(parents=True)  # left behind by a killed batch
+    # when
+    import_parts(label="taobao", source="taobao", path=str(path), parts=taobao_parts(path))
+    # then
+    everything = ds.dataset(lake / "events", format="parquet", partitioning="hive").to_table()
+    for user in ("1", "100", "1000001"):
+        expected = everything.filter(
+            pc.equal(everything.column("customer_external_id"), user)
+        ).num_rows
+        dataset = customer_events_dataset(lake, source="taobao", customer_external_id=user)
+        found = (
+            0
+            if dataset is None
+            else dataset.to_table(filter=ds.field("customer_external_id") == user).num_rows
+        )
+        assert found == expected
+    assert expected > 0
+    index_rows = ds.dataset(
+        lake / "events_by_customer", format="parquet", partitioning="hive"
+    ).count_rows()
+    assert index_rows == everything.num_rows == 84475
+    assert not (lake / "_staging" / "999999").exists()
