@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,14 +24,6 @@ class ParseContext:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     datetime_formats: dict[str, str] = field(default_factory=dict)
     field_name: str = ""
-
-
-def is_missing(raw: Any) -> bool:
-    if raw is None:
-        return True
-    if isinstance(raw, float) and math.isnan(raw):
-        return True
-    return isinstance(raw, str) and raw.strip() == ""
 
 
 def parse_text(raw: Any, ctx: ParseContext) -> str:

@@ -52,13 +52,6 @@ def _hash_key() -> bytes:
     return _derived(b"patron-lookup-hash-v1")
 
 
-def reset_keys() -> None:
-    """Forget cached keys (tests that switch PATRON_HOME or PATRON_DATA_KEY)."""
-    _master_key.cache_clear()
-    _aead.cache_clear()
-    _hash_key.cache_clear()
-
-
 def encrypt(plaintext: str, *, context: str = "") -> str:
     """Encrypt ``plaintext``; ``context`` (e.g. the field name) is bound as associated data."""
     key_id, aead = _aead()
