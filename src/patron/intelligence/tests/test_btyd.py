@@ -1,0 +1,254 @@
+"""Tests for the BTYD models against the published CDNOW results (no database needed).
+
+References
+----------
+Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way", Marketing Science
+24(2): BG/NBD estimates r=0.243, alpha=4.414, a=0.793, b=2.426, LL=-9582.4.
+Fader & Hardie (2013), "The Gamma-Gamma Model of Monetary Value": p=6.25, q=3.74,
+gamma=15.44 on the 946 CDNOW sample customers with x > 0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from patron.intelligence.models.btyd import BetaGeo, GammaGamma, Summary, rfm_summary
+
+DATA = Path("/work/shared/data/cdnow")
+SUMMARY_CSV = DATA / "cdnow_customers_summary.csv"
+SUMMARY_TX_CSV = DATA / "cdnow_customers_summary_with_transactions.csv"
+SAMPLE_TXT = DATA / "CDNOW_sample.txt"
+
+PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PUBLISHED_GG = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+
+
+def _require(path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"CDNOW data file not available: {path}")
+
+
+def _assert_params(got: dict[str, float], expected: dict[str, float], rel: float) -> None:
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=rel), (key, got[key], value)
+
+
+@pytest.fixture(scope="module")
+def summary_file() -> npt.NDArray[np.void]:
+    _require(SUMMARY_CSV)
+    return np.genfromtxt(SUMMARY_CSV, delimiter=",", names=True)
+
+
+@pytest.fixture(scope="module")
+def summary_tx_file() -> npt.NDArray[np.void]:
+    _require(SUMMARY_TX_CSV)
+    return np.genfromtxt(SUMMARY_TX_CSV, delimiter=",", names=True)
+
+
+@pytest.fixture(scope="module")
+def raw_sample() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], np.ndarray, np.ndarray]:
+    """CDNOW 1/10 sample: (master_id, sample_id, date, dollar_value)."""
+    _require(SAMPLE_TXT)
+    raw = np.loadtxt(SAMPLE_TXT, dtype=str)
+    master_id = raw[:, 0].astype(np.int64)
+    sample_id = raw[:, 1].astype(np.int64)
+    dates = np.array([f"{s[:4]}-{s[4:6]}-{s[6:]}" for s in raw[:, 2]], dtype="datetime64[D]")
+    dollars = raw[:, 4].astype(np.float64)
+    return master_id, sample_id, dates, dollars
+
+
+@pytest.fixture(scope="module")
+def sample_summary(
+    raw_sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[Summary, npt.NDArray[np.int64]]:
+    """Calibration summary (weeks 1-39 of 1997) and each row's index in the summary files."""
+    master_id, sample_id, dates, dollars = raw_sample
+    summary = rfm_summary(master_id, dates, dollars, cutoff="1997-10-01", unit_days=7.0)
+    # The published files are keyed by sample_id (1..2357); map master_id -> file row.
+    mapping = dict(zip(master_id.tolist(), sample_id.tolist(), strict=False))
+    rows = np.array([mapping[int(c)] for c in summary.customer_id], dtype=np.int64) - 1
+    return summary, rows
+
+
+# --------------------------------------------------------------------------------------
+# BG/NBD on the published summary
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted_bgnbd(summary_file: npt.NDArray[np.void]) -> BetaGeo:
+    assert summary_file.shape[0] == 2357
+    return BetaGeo().fit(summary_file["frequency"], summary_file["recency"], summary_file["T"])
+
+
+def test_bgnbd_fit_matches_published(fitted_bgnbd: BetaGeo) -> None:
+    _assert_params(fitted_bgnbd.params_, PUBLISHED_BGNBD, rel=0.005)
+    assert fitted_bgnbd.log_likelihood_ == pytest.approx(-9582.4, abs=0.5)
+
+
+def test_bgnbd_fit_with_compressed_weights(summary_file: npt.NDArray[np.void]) -> None:
+    table = np.column_stack([summary_file["frequency"], summary_file["recency"], summary_file["T"]])
+    uniq, counts = np.unique(table, axis=0, return_counts=True)
+    assert uniq.shape[0] < table.shape[0]
+    model = BetaGeo().fit(uniq[:, 0], uniq[:, 1], uniq[:, 2], weights=counts)
+    _assert_params(model.params_, PUBLISHED_BGNBD, rel=0.005)
+    assert model.log_likelihood_ == pytest.approx(-9582.4, abs=0.5)
+
+
+def test_bgnbd_conditional_expectation_published(fitted_bgnbd: BetaGeo) -> None:
+    # Fader, Hardie & Lee (2005), section 5: customer with x=2, t_x=30.43, T=38.86.
+    value = fitted_bgnbd.conditional_expected_purchases(39.0, 2.0, 30.43, 38.86)
+    assert float(value) == pytest.approx(1.226, abs=0.005)
+
+
+def test_bgnbd_expected_purchases_published(fitted_bgnbd: BetaGeo) -> None:
+    t = np.array([1.0, 3.0, 31.8571, 32.0, 78.0])
+    expected = np.array([0.0532, 0.1506, 1.0405, 1.0437, 1.8576])
+    np.testing.assert_allclose(fitted_bgnbd.expected_purchases(t), expected, atol=5e-4)
+
+
+def test_bgnbd_probability_alive(fitted_bgnbd: BetaGeo) -> None:
+    p = fitted_bgnbd.probability_alive(
+        np.array([0.0, 2.0, 2.0]), np.array([0.0, 30.43, 5.0]), np.array([38.86] * 3)
+    )
+    assert p[0] == 1.0  # no repeat purchase: cannot have dropped out under BG/NBD
+    assert 0.0 < p[2] < p[1] < 1.0  # older last purchase -> less likely alive
+
+
+# --------------------------------------------------------------------------------------
+# rfm_summary on the raw transactions
+# --------------------------------------------------------------------------------------
+
+
+def test_rfm_summary_reproduces_published_summary(
+    sample_summary: tuple[Summary, np.ndarray], summary_tx_file: npt.NDArray[np.void]
+) -> None:
+    summary, rows = sample_summary
+    assert len(summary) == 2357
+    ref = summary_tx_file[rows]
+    np.testing.assert_array_equal(summary.frequency, ref["x"])
+    # The published file is rounded to 2 decimals: compare after the same rounding.
+    np.testing.assert_allclose(np.round(summary.recency, 2), ref["t_x"], atol=1e-3)
+    np.testing.assert_allclose(np.round(summary.T, 2), ref["T"], atol=1e-3)
+    np.testing.assert_allclose(summary.recency, ref["t_x"], atol=0.005 + 1e-9)
+    np.testing.assert_allclose(summary.T, ref["T"], atol=0.005 + 1e-9)
+    # zbar = mean value of repeat transactions, same-day purchases merged by summing.
+    # (Rounded half-up in the file; allow the full rounding error of 0.005.)
+    np.testing.assert_allclose(summary.monetary_value, ref["zbar"], atol=0.005 + 1e-6)
+    assert int(np.sum(summary.frequency > 0)) == 946
+
+
+def test_bgnbd_fit_from_raw_transactions(sample_summary: tuple[Summary, np.ndarray]) -> None:
+    summary, _ = sample_summary
+    model = BetaGeo().fit(summary.frequency, summary.recency, summary.T)
+    _assert_params(model.params_, PUBLISHED_BGNBD, rel=0.005)
+    assert model.log_likelihood_ == pytest.approx(-9582.4, abs=0.5)
+
+
+def test_gamma_gamma_matches_published(sample_summary: tuple[Summary, np.ndarray]) -> None:
+    summary, _ = sample_summary
+    gg = GammaGamma().fit(summary.frequency, summary.monetary_value)
+    _assert_params(gg.params_, PUBLISHED_GG, rel=0.005)
+    # Population mean of spend p*gamma/(q-1) (about $35) for a customer with no repeats.
+    pop_mean = gg.params_["p"] * gg.params_["gamma"] / (gg.params_["q"] - 1.0)
+    ev = gg.conditional_expected_average_value(np.array([0.0, 1.0]), np.array([0.0, 50.0]))
+    assert ev[0] == pytest.approx(pop_mean)
+    assert pop_mean < ev[1] < 50.0  # shrinkage toward the population mean
+
+
+def test_customer_lifetime_value(
+    sample_summary: tuple[Summary, np.ndarray], fitted_bgnbd: BetaGeo
+) -> None:
+    summary, _ = sample_summary
+    gg = GammaGamma().fit(summary.frequency, summary.monetary_value)
+    args = (summary.frequency, summary.recency, summary.T, summary.monetary_value)
+    undiscounted = gg.customer_lifetime_value(fitted_bgnbd, *args, horizon_periods=52)
+    direct = fitted_bgnbd.conditional_expected_purchases(
+        52.0, summary.frequency, summary.recency, summary.T
+    ) * gg.conditional_expected_average_value(summary.frequency, summary.monetary_value)
+    np.testing.assert_allclose(undiscounted, direct, rtol=1e-12)
+    discounted = gg.customer_lifetime_value(
+        fitted_bgnbd, *args, horizon_periods=52, discount_rate_per_period=0.01
+    )
+    assert discounted.shape == undiscounted.shape
+    assert np.all(discounted <= undiscounted + 1e-12)
+    assert np.all(discounted > 0.5 * undiscounted)
+
+
+# --------------------------------------------------------------------------------------
+# Simulation / parameter recovery
+# --------------------------------------------------------------------------------------
+
+
+def _simulate_bgnbd(
+    rng: np.random.Generator,
+    n: int,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    T: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate (x, t_x) under BG/NBD for customers observed for ``T`` after first purchase.
+
+    Repeat purchases arrive at Poisson rate ``lambda ~ Gamma(r, rate=alpha)``; after each
+    repeat purchase the customer dies with probability ``p ~ Beta(a, b)``, so the number
+    of repeat purchases before death is Geometric(p) on {1, 2, ...}.
+    """
+    lam = rng.gamma(shape=r, scale=1.0 / alpha, size=n)
+    p = rng.beta(a, b, size=n)
+    max_purchases = rng.geometric(p)
+    x = np.zeros(n)
+    t_x = np.zeros(n)
+    clock = np.zeros(n)
+    active = np.ones(n, dtype=bool)
+    while active.any():
+        idx = np.flatnonzero(active)
+        clock[idx] += rng.exponential(1.0 / lam[idx])
+        happened = clock[idx] <= T[idx]
+        hit = idx[happened]
+        x[hit] += 1
+        t_x[hit] = clock[hit]
+        active[idx[~happened]] = False
+        active[hit[x[hit] >= max_purchases[hit]]] = False
+    return x, t_x
+
+
+def test_bgnbd_recovers_simulated_parameters() -> None:
+    rng = np.random.default_rng(20240601)
+    n = 20_000
+    true = {"r": 0.5, "alpha": 6.0, "a": 0.8, "b": 2.5}
+    T = rng.uniform(26.0, 52.0, size=n)
+    x, t_x = _simulate_bgnbd(rng, n, true["r"], true["alpha"], true["a"], true["b"], T)
+    model = BetaGeo().fit(x, t_x, T)
+    for key, value in true.items():
+        assert model.params_[key] == pytest.approx(value, rel=0.2), (key, model.params_)
+    # The fitted model reproduces the mean observed repeat count.
+    predicted = BetaGeo()
+    predicted.params_ = dict(model.params_)
+    assert float(np.mean(predicted.expected_purchases(T))) == pytest.approx(
+        float(np.mean(x)), rel=0.05
+    )
+
+
+def test_rfm_summary_float_days_and_merge() -> None:
+    ids = np.array(["b", "a", "a", "a", "b", "a", "c"])
+    days = np.array([3.0, 0.2, 0.7, 7.5, 10.0, 100.0, 50.0])
+    value = np.array([5.0, 1.0, 2.0, 4.0, 6.0, 99.0, 1.0])
+    s = rfm_summary(ids, days, value, cutoff=71.0, unit_days=7.0)
+    np.testing.assert_array_equal(s.customer_id, ["a", "b", "c"])
+    np.testing.assert_array_equal(s.frequency, [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(s.recency, [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(s.T, [10.0, 67.0 / 7.0, 20.0 / 7.0])
+    np.testing.assert_allclose(s.monetary_value, [4.0, 6.0, 0.0])
+    unmerged = rfm_summary(
+        ids, days, value, cutoff=71.0, merge_same_day=False, period_end_inclusive=False
+    )
+    np.testing.assert_array_equal(unmerged.frequency, [2.0, 1.0, 0.0])
+    np.testing.assert_allclose(unmerged.monetary_value, [3.0, 6.0, 0.0])
+    np.testing.assert_allclose(unmerged.T, [(71.0 - 0.2) / 7.0, 68.0 / 7.0, 21.0 / 7.0])
