@@ -11,7 +11,7 @@ from django.conf import settings
 
 from patron.account.models import User
 from patron.commerce.models import Order, OrderLine, Payment, Review
-from patron.customer.models import Customer
+from patron.customer.models import Consent, Customer
 from patron.service.models import Ticket
 
 from .test_cli import patron
@@ -31,10 +31,11 @@ def test_demo_loads_every_generated_record_and_prints_a_login() -> None:
     assert {"customers.csv", "orders.csv", "events.parquet", "problem_customers.json"} <= files
     lines = {
         name: sum(1 for _ in (out_dir / f"{name}.csv").open(encoding="utf-8")) - 1
-        for name in ("customers", "orders", "order_lines", "payments", "reviews", "tickets")
+        for name in ("customers", "consents", "orders", "payments", "reviews", "tickets")
         if (out_dir / f"{name}.csv").exists()
     }
     assert Customer.objects.filter(source="demo").count() == lines["customers"] == 300
+    assert Consent.objects.filter(source="demo").count() == lines["consents"]
     assert Order.objects.filter(source="demo").count() == lines["orders"]
     assert Payment.objects.filter(source="demo").count() == lines["payments"]
     assert Review.objects.filter(source="demo").count() == lines["reviews"]

@@ -163,6 +163,8 @@ def make_customer_file() -> CustomerFile:
             customer=customer, tag=Tag.objects.create(name=name), added_by="system"
         )
     Consent.objects.create(
+        source="shop",
+        external_id="consent-1",
         customer=customer,
         purpose="marketing",
         channel="sms",
@@ -170,6 +172,8 @@ def make_customer_file() -> CustomerFile:
         recorded_at=at("2024-01-05 02:00"),
     )
     Consent.objects.create(
+        source="shop",
+        external_id="consent-2",
         customer=customer,
         purpose="marketing",
         channel="sms",
@@ -177,6 +181,8 @@ def make_customer_file() -> CustomerFile:
         recorded_at=at("2024-06-01 02:00"),
     )
     Consent.objects.create(
+        source="shop",
+        external_id="consent-3",
         customer=customer,
         purpose="service",
         channel="app",

@@ -8,16 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from patron.customer.models import Customer, SourceChannel
-
-
-class Imported(models.Model):
-    source = models.CharField(max_length=40)
-    external_id = models.CharField(max_length=100)
-    row_hash = models.CharField(max_length=32, blank=True)
-
-    class Meta:
-        abstract = True
+from patron.customer.models import Customer, Imported, SourceChannel
 
 
 class Category(Imported):

@@ -13,6 +13,18 @@ class SourceChannel(models.TextChoices):
     THIRD_PARTY = "third_party", "第三方 Third party"
 
 
+class Imported(models.Model):
+    """A record loaded from a source system, keyed by (source, external_id) for idempotent
+    re-imports; ``row_hash`` is the keyed fingerprint of what was last imported."""
+
+    source = models.CharField(max_length=40)
+    external_id = models.CharField(max_length=100)
+    row_hash = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class Customer(models.Model):
     """A customer: an individual or a business. Keyed by (source, external_id) for imports.
 
@@ -129,10 +141,11 @@ class CustomerTag(models.Model):
         return f"{self.customer_id}:{self.tag_id}"
 
 
-class Consent(models.Model):
+class Consent(Imported):
     """The customer's consent for one purpose over one channel (PIPL Art. 14, GDPR Art. 7).
 
-    The latest row per (customer, purpose, channel) is in force; rows are never edited.
+    The latest row per (customer, purpose, channel) is in force; rows are never edited. Rows
+    recorded here rather than imported get source ``patron``.
     """
 
     class Purpose(models.TextChoices):
@@ -156,6 +169,9 @@ class Consent(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["customer", "purpose", "channel", "-recorded_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="consent_source_ext")
+        ]
 
     def __str__(self) -> str:
         return f"{self.purpose}/{self.channel} {'granted' if self.is_granted else 'refused'}"

@@ -22,6 +22,7 @@ from patron.demo import tables
 from patron.demo.aftersales import build_returns, build_reviews
 from patron.demo.catalogue import build_catalogue
 from patron.demo.clock import DAY
+from patron.demo.consents import consents_columns
 from patron.demo.events import build_events
 from patron.demo.orders import build_orders
 from patron.demo.output import KINDS, Column, write_csv, write_events_parquet
@@ -79,7 +80,7 @@ def generate_demo(
     start = end - round(years * 365.25 * DAY)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(10)]
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(11)]
     fake = Faker("zh_CN")
     fake.seed_instance(seed)
 
@@ -139,6 +140,7 @@ def generate_demo(
         "categories": tables.categories_columns,
         "products": lambda: tables.products_columns(catalogue),
         "customers": lambda: people.columns,
+        "consents": lambda: consents_columns(streams[10], ids, people.registered_at, end),
         "orders": lambda: tables.orders_columns(orders, ids),
         "order-lines": lambda: tables.lines_columns(orders, catalogue),
         "payments": lambda: tables.payments_columns(streams[9], orders, end),

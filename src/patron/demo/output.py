@@ -46,6 +46,15 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "company_size",
         "industry",
     ),
+    "consents": (
+        "customer_external_id",
+        "purpose",
+        "channel",
+        "is_granted",
+        "recorded_at",
+        "evidence",
+        "external_id",
+    ),
     "orders": (
         "external_id",
         "customer_external_id",

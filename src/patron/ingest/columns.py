@@ -432,10 +432,8 @@ def parse_table(
                 RowError(file_label, lines[index], column_name, value, reason, str(key))
             )
 
-    if spec.name == "order-lines":
-        default_key = pc.binary_join_element_wise(
-            typed["order_external_id"], pc.cast(typed["line_no"], pa.string()), ":"
-        )
+    default_key = _default_key(spec.name, typed)
+    if default_key is not None:
         typed["external_id"] = pc.coalesce(typed["external_id"], default_key)
     parsed = pa.table({**typed, "_line": pa.array(lines, pa.int64())})
     parsed = parsed.append_column("_fp", pa.array(fingerprints(parsed, spec.names), pa.string()))
@@ -456,6 +454,19 @@ def as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     if pa.types.is_timestamp(column.type) and column.type.tz is not None:
         column = pc.cast(column, pa.timestamp(column.type.unit))
     return pc.cast(column, pa.string())
+
+
+def _default_key(kind: str, typed: dict[str, pa.Array]) -> pa.Array | None:
+    """The key of a record whose file gives none: an order line is its order and number; a
+    consent is who, what for, over which channel and when."""
+    if kind == "order-lines":
+        parts = [typed["order_external_id"], as_text(typed["line_no"])]
+    elif kind == "consents":
+        names = ("customer_external_id", "purpose", "channel", "recorded_at")
+        parts = [as_text(typed[name]) for name in names]
+    else:
+        return None
+    return pc.binary_join_element_wise(*parts, ":")
 
 
 def fingerprints(table: pa.Table, names: Iterable[str]) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from patron.commerce.models import Order, Payment, ReturnRequest, Shipment
-from patron.customer.models import Customer, SourceChannel
+from patron.customer.models import Consent, Customer, SourceChannel
 from patron.ingest.rules import FieldSpec, FieldType
 from patron.service.models import Ticket
 
@@ -99,6 +99,18 @@ KINDS: dict[str, KindSpec] = {
                 F("company_name", max_length=200),
                 F("company_size", choices=_choices(Customer.CompanySize)),
                 F("industry", max_length=60),
+            ),
+        ),
+        KindSpec(
+            "consents",
+            (
+                F("customer_external_id", required=True, max_length=100),
+                F("purpose", choices=_choices(Consent.Purpose), required=True),
+                F("channel", choices=_choices(Consent.Channel), required=True),
+                F("is_granted", "bool", required=True),
+                F("recorded_at", "datetime", required=True),
+                F("evidence", max_length=200),
+                F("external_id", max_length=100),
             ),
         ),
         KindSpec(
@@ -232,6 +244,7 @@ LOAD_ORDER = (
     "categories",
     "products",
     "customers",
+    "consents",
     "orders",
     "order-lines",
     "payments",

@@ -28,7 +28,7 @@ from patron.commerce.models import (
     Review,
     Shipment,
 )
-from patron.customer.models import Address, Customer
+from patron.customer.models import Address, Consent, Customer
 from patron.ingest.bulk import bulk_insert
 from patron.ingest.columns import ParsedTable, RowError, scalar_of
 from patron.privacy import crypto
@@ -92,6 +92,11 @@ BINDINGS: dict[str, Binding] = {
         ),
         pii=(("phone", "phone"), ("email", "email"), ("id_number", "id_number")),
         audit_creates=True,
+    ),
+    "consents": Binding(
+        Consent,
+        ("purpose", "channel", "is_granted", "recorded_at", "evidence"),
+        refs=(Ref("customer_external_id", Customer, "customer_id", required=True),),
     ),
     "orders": Binding(
         Order,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from patron.commerce.models import Imported, Order
-from patron.customer.models import Customer
+from patron.commerce.models import Order
+from patron.customer.models import Customer, Imported
 
 
 class Ticket(Imported):

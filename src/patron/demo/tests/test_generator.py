@@ -158,6 +158,7 @@ def test_manifest(demo: DemoManifest) -> None:
         "categories",
         "products",
         "customers",
+        "consents",
         "orders",
         "order-lines",
         "payments",
@@ -314,8 +315,9 @@ def test_every_reference_exists(tables: dict[str, list[dict[str, str]]], events:
     assert set(events.column("customer_external_id").to_pylist()) <= customers
     assert set(events.column("item_external_id").drop_null().to_pylist()) <= products
     assert set(events.column("category_external_id").drop_null().to_pylist()) <= categories
+    assert {r["customer_external_id"] for r in tables["consents"]} <= customers
     for kind in KINDS:
-        if kind in ("order-lines", "events"):
+        if kind in ("order-lines", "consents", "events"):  # keyed by the importer's default
             continue
         ids = [r["external_id"] for r in tables[kind]]
         assert len(ids) == len(set(ids)), f"duplicate external_id in {kind}"
@@ -640,3 +642,22 @@ def test_order_values_follow_gamma_gamma(larger: DemoManifest) -> None:
         if kind[o["customer_external_id"]] == "business"
     ]
     assert np.mean(business) > 2 * np.mean(values)
+
+
+def test_consents_are_granted_at_sign_up_and_some_withdrawn_later(demo: DemoManifest) -> None:
+    with demo.files["consents"].open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    with demo.files["customers"].open(encoding="utf-8") as handle:
+        registered = {r["external_id"]: r["registered_at"] for r in csv.DictReader(handle)}
+    service = {
+        r["customer_external_id"]
+        for r in rows
+        if r["purpose"] == "service" and r["channel"] == "sms"
+    }
+    assert service == set(registered)
+    grants = [r for r in rows if r["is_granted"] == "true"]
+    withdrawals = [r for r in rows if r["is_granted"] == "false"]
+    assert all(r["recorded_at"] == registered[r["customer_external_id"]] for r in grants)
+    assert withdrawals
+    assert all(r["recorded_at"] >= registered[r["customer_external_id"]] for r in withdrawals)
+    assert {r["purpose"] for r in withdrawals} <= {"marketing", "profiling"}

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from patron.audit.models import AuditEvent
 from patron.audit.services import audit_verify_chain
 from patron.commerce.models import Order
-from patron.customer.models import Customer
+from patron.customer.models import Consent, Customer
 from patron.errors import ValidationFailed
 from patron.ingest.mapping import mapping_load
 from patron.ingest.models import ImportBatch
@@ -300,3 +300,31 @@ def test_multi_line_cells_keep_line_numbers_and_ragged_rows_are_named(
     assert refused.errors[0]["line"] == 3
     assert refused.errors[0]["reason"] == "expected 2 columns, found 3"
     assert Customer.objects.count() == 0
+
+
+def test_consents_are_keyed_by_who_what_channel_and_when(lake: Path, tmp_path: Path) -> None:
+    # given
+    import_file(kind="customers", path=_customers(tmp_path, [["C1", "张伟", "", "", "", ""]]))
+    header = ["customer_external_id", "purpose", "channel", "is_granted", "recorded_at", "evidence"]
+    rows = [
+        ["C1", "marketing", "sms", "true", "2024-01-05 10:00", "注册时勾选"],
+        ["C1", "marketing", "sms", "false", "2024-06-01 10:00", "短信回复TD"],
+        ["C1", "marketing", "fax", "true", "2024-06-02 10:00", ""],
+    ]
+    path = write_csv(tmp_path / "consents.csv", header, rows)
+    # when
+    refused = import_file(kind="consents", path=path)
+    loaded = import_file(kind="consents", path=write_csv(tmp_path / "ok.csv", header, rows[:2]))
+    again = import_file(kind="consents", path=write_csv(tmp_path / "ok.csv", header, rows[:2]))
+    # then
+    assert refused.status == "rejected"
+    assert refused.errors[0]["field"] == "channel"
+    assert loaded.inserted == 2
+    assert (again.inserted, again.unchanged) == (0, 2)
+    latest = Consent.objects.filter(customer__external_id="C1").order_by("-recorded_at").first()
+    assert latest is not None
+    assert (latest.is_granted, latest.evidence, latest.external_id) == (
+        False,
+        "短信回复TD",
+        "C1:marketing:sms:2024-06-01 02:00:00.000000",
+    )
