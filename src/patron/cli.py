@@ -114,7 +114,7 @@ def import_(
     kind: Annotated[
         str,
         typer.Argument(
-            help="customers, orders, order-lines, payments, returns, reviews, events, tickets, shipments, products, categories; or an adapter: olist (a folder), taobao, cdnow"
+            help="customers, consents, orders, order-lines, payments, returns, reviews, events, tickets, shipments, products, categories; or an adapter: olist (a folder), taobao, cdnow"
         ),
     ],
     path: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL file (a folder for olist)")],
