@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 customers_app = typer.Typer(help="Look at customers.", no_args_is_help=True)
 app.add_typer(customers_app, name="customers")
+models_app = typer.Typer(help="Customer models: back-tests and parameters.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 
 ADAPTERS = ("olist", "taobao", "cdnow")
@@ -345,6 +348,68 @@ def demo(
         return
     console.print(f"serving on [bold]http://{host}:{port}/[/] (Ctrl-C stops)")
     serve(host=host, port=port, workers=2)
+
+
+@models_app.command("report")
+def models_report(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="Calibration cut-off (default: today)"),
+    ] = None,
+    holdout_days: Annotated[
+        int, typer.Option(help="Days after the cut-off the models are judged on")
+    ] = 90,
+    period_days: Annotated[
+        float, typer.Option(help="Length of the model's time unit in days (7 = weeks)")
+    ] = 7.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object on the last line")
+    ] = False,
+) -> None:
+    """Fit the models on the data before --as-of and back-test them on the holdout after it."""
+    _django()
+    from patron.errors import PatronError
+    from patron.scoring.report import models_report as build_report
+
+    cutoff = (as_of or datetime.now()).date()
+    try:
+        report = build_report(as_of=cutoff, holdout_days=holdout_days, period_days=period_days)
+    except PatronError as exc:
+        console.print(f"[red]{exc.message}")
+        raise typer.Exit(2) from None
+    _print_report(report)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    bg, gg = report["bgnbd"], report["gamma_gamma"]
+    holdout = bg["holdout"]
+    table = Table(
+        title=f"models as of {report['as_of']}, holdout {report['holdout_days']} days, "
+        f"{report['customers']:,} customers",
+        title_justify="left",
+    )
+    table.add_column("model")
+    table.add_column("parameters")
+    table.add_column("holdout")
+    correlation = holdout["correlation_per_customer"]
+    table.add_row(
+        "BG/NBD",
+        f"r={bg['r']:.4g} alpha={bg['alpha']:.4g} a={bg['a']:.4g} b={bg['b']:.4g} "
+        f"LL={bg['log_likelihood']:.1f}",
+        f"repeat purchases predicted {holdout['predicted_repeat_transactions']:,.0f} vs actual "
+        f"{holdout['actual_repeat_transactions']:,}; correlation per customer "
+        + ("n/a" if correlation is None else f"{correlation:.3f}"),
+    )
+    table.add_row(
+        "Gamma-Gamma",
+        f"p={gg['p']:.4g} q={gg['q']:.4g} gamma={gg['gamma']:.4g}",
+        f"{gg['repeat_customers']:,} repeat customers; mean expected spend "
+        f"{gg['mean_expected_spend_per_transaction']:.2f}",
+    )
+    console.print(table)
+    console.print("not built yet: " + ", ".join(report["not_built_yet"]))
 
 
 @customers_app.command("show")
