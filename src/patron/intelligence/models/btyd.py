@@ -305,11 +305,23 @@ class BetaGeo:
 
         ``E[X(t)] = (a+b-1)/(a-1) * [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))]``
         """
-        r, alpha, a, b = self._params()
+        _, alpha, a, b = self._params()
         tt = _as_float(t)
-        hyp = special.hyp2f1(r, b, a + b - 1.0, tt / (alpha + tt))
+        tail = self._discounted_hyp(tt / (alpha + tt), np.zeros_like(tt))
+        return np.asarray((a + b - 1.0) / (a - 1.0) * (1.0 - tail), dtype=np.float64)
+
+    def _discounted_hyp(self, z: FloatArray, x: FloatArray) -> FloatArray:
+        """``(1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)``, evaluated in its Euler-transformed form
+        ``(1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``.
+
+        The direct form overflows: for large ``x`` (a frequent buyer) the 2F1 grows without
+        bound while the power term underflows, and their product comes out NaN. After
+        Euler's transformation 2F1(a,b;c;z) = (1-z)^(c-a-b) 2F1(c-a, c-b; c; z) the series'
+        numerator parameters stay small and fixed, so it converges quickly for any ``x``.
+        """
+        r, _, a, b = self._params()
         return np.asarray(
-            (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + tt)) ** r * hyp),
+            (1.0 - z) ** (a - 1.0) * special.hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z),
             dtype=np.float64,
         )
 
@@ -346,12 +358,7 @@ class BetaGeo:
         tt = _as_float(t)
         x, t_x, t_end = _as_float(frequency), _as_float(recency), _as_float(T)
         z = tt / (alpha + t_end + tt)
-        hyp = special.hyp2f1(r + x, b + x, a + b + x - 1.0, z)
-        numer = (
-            (a + b + x - 1.0)
-            / (a - 1.0)
-            * (1.0 - ((alpha + t_end) / (alpha + t_end + tt)) ** (r + x) * hyp)
-        )
+        numer = (a + b + x - 1.0) / (a - 1.0) * (1.0 - self._discounted_hyp(z, x))
         return np.asarray(
             numer / (1.0 + self._death_odds(r, alpha, a, b, x, t_x, t_end)), dtype=np.float64
         )

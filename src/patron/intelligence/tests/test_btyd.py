@@ -252,3 +252,18 @@ def test_rfm_summary_float_days_and_merge() -> None:
     np.testing.assert_array_equal(unmerged.frequency, [2.0, 1.0, 0.0])
     np.testing.assert_allclose(unmerged.monetary_value, [3.0, 6.0, 0.0])
     np.testing.assert_allclose(unmerged.T, [(71.0 - 0.2) / 7.0, 68.0 / 7.0, 21.0 / 7.0])
+
+
+def test_conditional_expectation_stays_finite_for_very_frequent_buyers() -> None:
+    # given: the CDNOW parameters and customers far beyond CDNOW's range
+    model = BetaGeo()
+    model.params_ = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    x = np.array([2.0, 200.0, 2000.0, 5000.0])
+    t_x = np.array([30.43, 300.0, 3000.0, 3000.0])
+    big_t = np.array([38.86, 310.0, 3100.0, 3100.0])
+    # when
+    expected = model.conditional_expected_purchases(520.0, x, t_x, big_t)
+    # then: finite, and a buyer who buys ~1.6 times a week keeps doing so while alive
+    assert np.isfinite(expected).all()
+    alive = model.probability_alive(x, t_x, big_t)
+    assert expected[3] == pytest.approx(alive[3] * 520.0 * 5000.0 / 3100.0, rel=0.05)
