@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -305,6 +305,7 @@ def demo(
     from patron.account.models import User
     from patron.account.services import user_create
     from patron.demo.generator import generate_demo
+    from patron.errors import PatronError
     from patron.ingest.schemas import LOAD_ORDER
     from patron.ingest.services import import_file
 
@@ -332,7 +333,10 @@ def demo(
     console.print(
         f"problem customers (for measuring risk detection): {out_dir / 'problem_customers.json'}"
     )
-    console.print("scoring: no scoring pipeline is installed yet (customer intelligence issue)")
+    try:
+        _score(manifest.as_of.date() + timedelta(days=1))
+    except PatronError as exc:
+        console.print(f"[yellow]scoring skipped: {exc.message}")
     password = secrets.token_urlsafe(9)
     admin = User.objects.filter(username="admin").first()
     if admin is None:
@@ -348,6 +352,43 @@ def demo(
         return
     console.print(f"serving on [bold]http://{host}:{port}/[/] (Ctrl-C stops)")
     serve(host=host, port=port, workers=2)
+
+
+@app.command()
+def score(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="Score with the data before this date (default: today)",
+        ),
+    ] = None,
+) -> None:
+    """Fit the purchase and spend models and write every customer's scores with their reasons."""
+    _django()
+    from patron.errors import PatronError
+
+    _migrate()
+    try:
+        _score((as_of or datetime.now()).date())
+    except PatronError as exc:
+        console.print(f"[red]{exc.message}")
+        raise typer.Exit(2) from None
+
+
+def _score(as_of: Any) -> Any:
+    from patron.scoring.services import score_customers
+
+    with _progress() as progress:
+        run = score_customers(as_of=as_of, progress=_Bars(progress))
+    bg = run.parameters["bgnbd"]
+    console.print(
+        f"scored [bold]{run.customers:,}[/] customers as of {run.as_of} "
+        f"(BG/NBD r={bg['r']:.3g} alpha={bg['alpha']:.3g} a={bg['a']:.3g} b={bg['b']:.3g}); "
+        "seconds: " + ", ".join(f"{k} {v}" for k, v in run.seconds.items())
+    )
+    return run
 
 
 @models_app.command("report")

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "patron.commerce",
     "patron.service",
     "patron.ingest",
+    "patron.scoring",
     "patron.web",
 ]
 

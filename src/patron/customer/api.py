@@ -270,6 +270,18 @@ class CustomerStatsOut(Schema):
     complaint_count: int
 
 
+class ScoreOut(Schema):
+    as_of: date
+    p_alive: float = Field(description="Probability the customer is still active (BG/NBD)")
+    expected_orders_90d: float
+    expected_order_value: Decimal
+    clv_12m: Decimal = Field(description="Expected spend in the next 12 months")
+    currency: str
+    purchase_days: int
+    days_since_last_purchase: int
+    reasons: dict[str, list[str]] = Field(description="Score name -> plain-words reasons")
+
+
 class CustomerProfileOut(Schema):
     customer: CustomerDetailOut
     is_pii_visible: bool
@@ -287,6 +299,7 @@ class CustomerProfileOut(Schema):
     tickets: list[TicketOut]
     events: list[BehaviourEventOut]
     timeline: list[TimelineEntryOut]
+    score: ScoreOut | None = Field(None, description="Latest scores; null before scoring")
 
 
 class CustomerFilters(Schema):

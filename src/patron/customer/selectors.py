@@ -27,6 +27,7 @@ from patron.commerce.models import Order, OrderLine, Payment, ReturnRequest, Rev
 from patron.customer.models import Consent, Customer, CustomerTag, SourceChannel
 from patron.errors import NotFound, ValidationFailed
 from patron.privacy import crypto
+from patron.scoring.selectors import ScoreView, score_of_customer
 from patron.service.models import Ticket
 
 logger = logging.getLogger(__name__)
@@ -346,6 +347,7 @@ class CustomerProfile:
     tickets: tuple[TicketView, ...]
     events: tuple[BehaviourEvent, ...]
     timeline: tuple[TimelineEntry, ...]
+    score: ScoreView | None = None
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -1019,6 +1021,7 @@ def customer_profile(*, user: Any, customer_id: int) -> CustomerProfile:
         timeline=_timeline(
             c, commerce=commerce, tickets=tickets, audit=audit, limit=TIMELINE_LIMIT
         ),
+        score=score_of_customer(customer_id=c.pk),
     )
 
 

@@ -6,8 +6,10 @@ one shape here, so nothing downstream cares which database it was.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.conf import settings
@@ -41,14 +43,17 @@ def _utc(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def purchases() -> pa.Table:
     """Every purchase: ``customer_id``, ``placed_at`` (UTC), ``placed_local`` (the merchant's
-    wall-clock time, naive, for calendar days) and ``amount`` (float, in the order's currency)."""
+    wall-clock time, naive, for calendar days), ``amount`` (float) and ``currency``."""
     amount = (
         "CAST(total_amount AS DOUBLE PRECISION)"
         if connection.vendor == "postgresql"
         else "CAST(total_amount AS REAL)"
     )
     marks = ", ".join(f"'{status}'" for status in PURCHASE_STATUSES)
-    sql = f"SELECT customer_id, placed_at, {amount} AS amount FROM commerce_order WHERE status IN ({marks})"
+    sql = (
+        f"SELECT customer_id, placed_at, {amount} AS amount, currency FROM commerce_order "
+        f"WHERE status IN ({marks})"
+    )
     with _connect() as conn, conn.cursor() as cursor:
         cursor.execute(sql)
         table = cursor.fetch_arrow_table()
@@ -60,5 +65,31 @@ def purchases() -> pa.Table:
             "placed_at": placed,
             "placed_local": local,
             "amount": pc.cast(table.column("amount"), pa.float64()),
+            "currency": pc.cast(table.column("currency"), pa.string()),
         }
+    )
+
+
+@dataclass(frozen=True)
+class PurchaseLog:
+    """Purchases as numpy arrays for the models: customer, local calendar day, value, currency."""
+
+    customer_ids: np.ndarray
+    days: np.ndarray  # datetime64[D], the merchant's calendar days
+    amounts: np.ndarray
+    currencies: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+
+def purchase_log() -> PurchaseLog:
+    table = purchases()
+    return PurchaseLog(
+        customer_ids=table.column("customer_id").to_numpy(),
+        days=pc.cast(table.column("placed_local"), pa.timestamp("s"))
+        .to_numpy()
+        .astype("datetime64[D]"),
+        amounts=table.column("amount").to_numpy(),
+        currencies=np.asarray(table.column("currency").to_pylist(), dtype=object),
     )

@@ -14,12 +14,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from patron.errors import ValidationFailed
 from patron.intelligence.models.btyd import BetaGeo, GammaGamma, rfm_summary
-from patron.scoring.extract import purchases
+from patron.scoring.extract import purchase_log
 
 NOT_BUILT_YET = ("churn", "credit", "clv_error", "grade_stability")
 
@@ -33,11 +31,6 @@ class Split:
     @property
     def holdout_end(self) -> date:
         return self.as_of + timedelta(days=self.holdout_days)
-
-
-def _days(values: pa.ChunkedArray) -> np.ndarray:
-    """Calendar days (local wall clock) as datetime64[D]."""
-    return pc.cast(values, pa.timestamp("s")).to_numpy().astype("datetime64[D]")
 
 
 def _holdout_counts(
@@ -62,13 +55,11 @@ def models_report(*, as_of: date, holdout_days: int, period_days: float = 7.0) -
     split = Split(as_of, holdout_days, period_days)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    table = purchases()
+    log = purchase_log()
     timings["extract"] = time.perf_counter() - started
-    if table.num_rows == 0:
+    if len(log) == 0:
         raise ValidationFailed("there are no purchases to fit models on: import orders first")
-    ids = table.column("customer_id").to_numpy()
-    days = _days(table.column("placed_local"))
-    amounts = table.column("amount").to_numpy()
+    ids, days, amounts = log.customer_ids, log.days, log.amounts
 
     started = time.perf_counter()
     summary = rfm_summary(

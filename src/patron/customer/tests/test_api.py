@@ -148,12 +148,14 @@ def test_profile_has_every_section(customer_file: CustomerFile, lake: Path) -> N
         "orders",
         "returns",
         "reviews",
+        "score",
         "shipments",
         "stats",
         "tags",
         "tickets",
         "timeline",
     ]
+    assert body["score"] is None  # not scored yet
     assert body["customer"]["phone"] == "13812341234"
     assert body["customer"]["id_number"] == "110101199003074514"
     assert body["stats"] == {
