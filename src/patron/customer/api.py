@@ -279,6 +279,11 @@ class ScoreOut(Schema):
     currency: str
     purchase_days: int
     days_since_last_purchase: int
+    rfm_r: int = Field(description="Recency quintile 1-5, 5 = most recent")
+    rfm_f: int = Field(description="Frequency quintile 1-5")
+    rfm_m: int = Field(description="Monetary quintile 1-5")
+    rfm_segment: str = Field(description="One of the eight RFM classes, e.g. important_value")
+    rfm_segment_label: str
     reasons: dict[str, list[str]] = Field(description="Score name -> plain-words reasons")
 
 

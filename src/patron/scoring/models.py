@@ -48,6 +48,12 @@ class CustomerScore(models.Model):
         max_digits=14, decimal_places=2, help_text="Expected spend in the next 12 months"
     )
     currency = models.CharField(max_length=3, default="CNY")
+    rfm_r = models.PositiveSmallIntegerField(help_text="Recency quintile, 5 = most recent")
+    rfm_f = models.PositiveSmallIntegerField(help_text="Frequency quintile, 5 = most frequent")
+    rfm_m = models.PositiveSmallIntegerField(help_text="Monetary quintile, 5 = highest spend")
+    rfm_segment = models.CharField(
+        max_length=24, db_index=True, help_text="One of the eight RFM classes"
+    )
     reasons = models.JSONField(default=dict, blank=True, help_text="Score name -> sentences")
 
     def __str__(self) -> str:

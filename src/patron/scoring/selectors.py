@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from patron.scoring.models import CustomerScore
+from patron.scoring.rules import segment_label
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,11 @@ class ScoreView:
     currency: str
     purchase_days: int
     days_since_last_purchase: int
+    rfm_r: int
+    rfm_f: int
+    rfm_m: int
+    rfm_segment: str
+    rfm_segment_label: str
     reasons: dict[str, list[str]]
 
 
@@ -37,5 +43,10 @@ def score_of_customer(*, customer_id: int) -> ScoreView | None:
         currency=row.currency,
         purchase_days=row.purchase_days,
         days_since_last_purchase=row.days_since_last_purchase,
+        rfm_r=row.rfm_r,
+        rfm_f=row.rfm_f,
+        rfm_m=row.rfm_m,
+        rfm_segment=row.rfm_segment,
+        rfm_segment_label=segment_label(row.rfm_segment),
         reasons=dict(row.reasons),
     )

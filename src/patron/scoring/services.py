@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from patron.errors import ValidationFailed
 from patron.intelligence.models.btyd import BetaGeo, GammaGamma, Summary, rfm_summary
+from patron.intelligence.models.rfm import RFM, rfm
 from patron.scoring.extract import PurchaseLog, purchase_log
 from patron.scoring.models import CustomerScore, ScoreRun
-from patron.scoring.rules import alive_reason, value_reason
+from patron.scoring.rules import alive_reason, rfm_reason, value_reason
 
 Progress = Callable[[str, int, int | None], None]
 WEEK = 7.0
@@ -93,7 +94,10 @@ def score_customers(*, as_of: date, progress: Progress | None = None) -> ScoreRu
         )
         order_value = _order_values(gamma, summary, log)
         currencies = _last_currency(log.customer_ids, log.days, log.currencies, summary.customer_id)
-        rows = _score_rows(run, as_of, summary, p_alive, next_90, next_365, order_value, currencies)
+        segments = _rfm(summary, log, cutoff)
+        rows = _score_rows(
+            run, as_of, summary, p_alive, next_90, next_365, order_value, currencies, segments
+        )
         stage("score", started)
 
         started = time.perf_counter()
@@ -118,6 +122,16 @@ def score_customers(*, as_of: date, progress: Progress | None = None) -> ScoreRu
     return run
 
 
+def _rfm(summary: Summary, log: PurchaseLog, cutoff: np.datetime64) -> RFM:
+    """RFM on calendar days: days since the last purchase (to the cut-off), purchase days, and
+    total spend before the cut-off."""
+    before = log.days < cutoff
+    index = np.searchsorted(summary.customer_id, log.customer_ids[before])
+    spend = np.bincount(index, weights=log.amounts[before], minlength=len(summary))
+    days_since = np.round((summary.T - summary.recency) * WEEK) + 1
+    return rfm(days_since, summary.frequency + 1, spend)
+
+
 def _order_values(gamma: GammaGamma | None, summary: Summary, log: PurchaseLog) -> np.ndarray:
     """Expected value per order: Gamma-Gamma where it was fitted, else each customer's own
     average, else the shop's average order value."""
@@ -138,8 +152,10 @@ def _score_rows(
     next_365: np.ndarray,
     order_value: np.ndarray,
     currencies: np.ndarray,
+    segments: RFM,
 ) -> list[CustomerScore]:
     rows = []
+    spend = segments.spend
     for i, customer_id in enumerate(s.customer_id.tolist()):
         x = int(s.frequency[i])
         # T runs to the day before the cut-off; count the days up to the cut-off itself.
@@ -158,7 +174,22 @@ def _score_rows(
                 expected_order_value=Decimal(value).quantize(CENT),
                 clv_12m=Decimal(float(next_365[i]) * value).quantize(CENT),
                 currency=str(currencies[i]),
+                rfm_r=int(segments.r_score[i]),
+                rfm_f=int(segments.f_score[i]),
+                rfm_m=int(segments.m_score[i]),
+                rfm_segment=str(segments.segment[i]),
                 reasons={
+                    "rfm": [
+                        rfm_reason(
+                            days_since_last=since_last,
+                            purchase_days=x + 1,
+                            spend=float(spend[i]),
+                            currency=str(currencies[i]),
+                            mean_days_since_last=segments.mean_recency_days,
+                            mean_purchase_days=segments.mean_frequency,
+                            mean_spend=segments.mean_monetary,
+                        )
+                    ],
                     "p_alive": [
                         alive_reason(
                             purchase_days=x + 1, days_since_last=since_last, typical_gap_days=gap

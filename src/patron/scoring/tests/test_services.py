@@ -48,6 +48,12 @@ def test_cdnow_customers_are_scored_with_the_papers_model(lake: Path) -> None:
         "USD expected per order (from their own repeat orders)"
     )
     assert score.currency == "USD"
+    # 3 purchase days beat the average (about 2) and 60 days beat the average recency: R and F high
+    assert score.rfm_segment in {"important_value", "general_value"}
+    assert score.reasons["rfm"][0].startswith("last purchase 60 days ago (shop average ")
+    segments = set(CustomerScore.objects.values_list("rfm_segment", flat=True))
+    assert len(segments) == 8
+    assert set(CustomerScore.objects.values_list("rfm_r", flat=True)) <= {1, 2, 3, 4, 5}
 
 
 def test_scores_show_on_the_customer_page_and_in_the_api(lake: Path) -> None:
@@ -69,6 +75,8 @@ def test_scores_show_on_the_customer_page_and_in_the_api(lake: Path) -> None:
     assert score.reasons["p_alive"][0] in text
     body = api.json()["score"]
     assert body["p_alive"] == pytest.approx(score.p_alive)
+    assert (body["rfm_segment"], body["rfm_r"]) == (score.rfm_segment, score.rfm_r)
+    assert f"R{score.rfm_r} F{score.rfm_f} M{score.rfm_m}" in text
     assert body["reasons"] == score.reasons
 
 
