@@ -213,27 +213,10 @@ class BetaGeo:
         self.log_likelihood_ = float("nan")
 
     # -- likelihood ---------------------------------------------------------------------
-    @staticmethod
-    def _loglik_terms(
-        params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
-    ) -> FloatArray:
-        """Individual log-likelihoods, eq. (6) of Fader, Hardie & Lee (2005).
-
-        ``L = B(a, b+x)/B(a, b) * Gamma(r+x) alpha^r / (Gamma(r) (alpha+T)^(r+x))
-        + delta_{x>0} B(a+1, b+x-1)/B(a, b) * Gamma(r+x) alpha^r / (Gamma(r) (alpha+t_x)^(r+x))``
-        """
-        r, alpha, a, b = params
-        a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-        a2 = special.betaln(a, b + x) - special.betaln(a, b)
-        a3 = -(r + x) * np.log(alpha + T)
-        pos = x > 0
-        # ln[a / (b + x - 1)] - (r + x) ln(alpha + t_x); only used where x > 0.
-        a4 = np.where(
-            pos,
-            np.log(a) - np.log(np.where(pos, b + x - 1.0, 1.0)) - (r + x) * np.log(alpha + t_x),
-            -np.inf,
-        )
-        return a1 + a2 + np.logaddexp(a3, a4)
+    # Individual log-likelihood, eq. (6) of Fader, Hardie & Lee (2005):
+    # L = B(a, b+x)/B(a, b) * Gamma(r+x) alpha^r / (Gamma(r) (alpha+T)^(r+x))
+    #     + delta_{x>0} B(a+1, b+x-1)/B(a, b) * Gamma(r+x) alpha^r / (Gamma(r) (alpha+t_x)^(r+x)),
+    # evaluated in log space (logaddexp of the two terms) inside ``fit``.
 
     def fit(
         self,
@@ -269,10 +252,23 @@ class BetaGeo:
         if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > t_end + 1e-9):
             raise ValueError("need x >= 0 and 0 <= t_x <= T")
         total_w = float(w.sum())
+        # x, t_x and T take few distinct values (whole purchases, calendar days): evaluate the
+        # special functions once per distinct value and gather, not once per customer.
+        ux, ix = np.unique(x, return_inverse=True)
+        ut, it = np.unique(t_x, return_inverse=True)
+        uT, iT = np.unique(t_end, return_inverse=True)
+        pos = x > 0
+        upos = ux > 0
 
         def neg_ll(log_params: FloatArray) -> float:
-            params = np.exp(log_params)
-            ll = self._loglik_terms(params, x, t_x, t_end)
+            r, alpha, a, b = np.exp(log_params)
+            head = special.gammaln(r + ux) - special.gammaln(r) + r * np.log(alpha)
+            head += special.betaln(a, b + ux) - special.betaln(a, b)
+            tail = np.where(upos, np.log(a) - np.log(np.where(upos, b + ux - 1.0, 1.0)), 0.0)
+            power = r + x
+            a3 = -power * np.log(alpha + uT)[iT]
+            a4 = np.where(pos, tail[ix] - power * np.log(alpha + ut)[it], -np.inf)
+            ll = head[ix] + np.logaddexp(a3, a4)
             value = -float(np.dot(w, ll)) / total_w
             return value if np.isfinite(value) else 1e300
 
@@ -285,8 +281,9 @@ class BetaGeo:
         res = optimize.minimize(
             neg_ll,
             res.x,
-            method="Nelder-Mead",
-            options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20000, "maxfev": 20000},
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000},
         )
         r, alpha, a, b = (float(v) for v in np.exp(res.x))
         self.params_ = {"r": r, "alpha": alpha, "a": a, "b": b}
@@ -392,23 +389,9 @@ class GammaGamma:
         self.params_ = {}
         self.log_likelihood_ = float("nan")
 
-    @staticmethod
-    def _loglik_terms(params: FloatArray, x: FloatArray, m: FloatArray) -> FloatArray:
-        """``ln f(m_x | p, q, gamma; x)``, eq. (3) of Fader & Hardie (2013).
-
-        ``f = Gamma(px+q)/(Gamma(px) Gamma(q)) gamma^q m_x^(px-1) x^(px) / (gamma + m_x x)^(px+q)``
-        """
-        p, q, gamma = params
-        px = p * x
-        return (
-            special.gammaln(px + q)
-            - special.gammaln(px)
-            - special.gammaln(q)
-            + q * np.log(gamma)
-            + (px - 1.0) * np.log(m)
-            + px * np.log(x)
-            - (px + q) * np.log(gamma + m * x)
-        )
+    # ln f(m_x | p, q, gamma; x), eq. (3) of Fader & Hardie (2013):
+    # f = Gamma(px+q)/(Gamma(px) Gamma(q)) gamma^q m_x^(px-1) x^(px) / (gamma + m_x x)^(px+q),
+    # evaluated inside ``fit``.
 
     def fit(
         self,
@@ -442,19 +425,29 @@ class GammaGamma:
             raise ValueError("monetary_value must be > 0 for customers with frequency > 0")
         total_w = float(w.sum())
 
+        # What does not depend on the parameters is computed once; gammaln runs per distinct x.
+        ux, ix = np.unique(x, return_inverse=True)
+        log_m, log_x, mx = np.log(m), np.log(x), m * x
+
         def neg_ll(log_params: FloatArray) -> float:
-            ll = self._loglik_terms(np.exp(log_params), x, m)
-            value = -float(np.dot(w, ll)) / total_w
+            p, q, gamma = np.exp(log_params)
+            upx = p * ux
+            head = (special.gammaln(upx + q) - special.gammaln(upx))[ix]
+            px = upx[ix]
+            ll = head + (px - 1.0) * log_m + px * log_x - (px + q) * np.log(gamma + mx)
+            value = -(float(np.dot(w, ll)) / total_w - special.gammaln(q) + q * np.log(gamma))
             return value if np.isfinite(value) else 1e300
 
         mean_m = float(np.dot(w, m) / total_w)
         start = np.log(np.array([1.0, 2.0, mean_m]))
-        res = optimize.minimize(neg_ll, start, method="L-BFGS-B", bounds=[(-20.0, 20.0)] * 3)
+        bounds = [(-20.0, 20.0)] * 3
+        res = optimize.minimize(neg_ll, start, method="L-BFGS-B", bounds=bounds)
         res = optimize.minimize(
             neg_ll,
             res.x,
-            method="Nelder-Mead",
-            options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20000, "maxfev": 20000},
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000},
         )
         p, q, gamma = (float(v) for v in np.exp(res.x))
         self.params_ = {"p": p, "q": q, "gamma": gamma}
