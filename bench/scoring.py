@@ -34,7 +34,12 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from patron.intelligence.models.btyd import BetaGeo, GammaGamma, rfm_summary  # noqa: E402
+from patron.intelligence.models.btyd import (  # noqa: E402
+    BetaGeo,
+    GammaGamma,
+    compress_rows,
+    rfm_summary,
+)
 
 OUT = ROOT / "bench" / "out"
 START = np.datetime64("2024-01-01", "D")
@@ -90,10 +95,8 @@ def ours(path: Path) -> tuple[dict[str, float], dict[str, float]]:
     s = rfm_summary(ids, days, values, cutoff=CUTOFF, unit_days=1.0)
     seconds["summary"] = time.perf_counter() - started
     started = time.perf_counter()
-    rows, counts = np.unique(
-        np.stack([s.frequency, s.recency, s.T], axis=1), axis=0, return_counts=True
-    )
-    bg = BetaGeo().fit(rows[:, 0], rows[:, 1], rows[:, 2], weights=counts.astype(np.float64))
+    x, t_x, big_t, weights = compress_rows(s.frequency, s.recency, s.T)
+    bg = BetaGeo().fit(x, t_x, big_t, weights=weights)
     seconds["bgnbd_fit"] = time.perf_counter() - started
     started = time.perf_counter()
     repeat = s.frequency > 0

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from patron.errors import ValidationFailed
-from patron.intelligence.models.btyd import BetaGeo, GammaGamma, Summary, rfm_summary
+from patron.intelligence.models.btyd import BetaGeo, GammaGamma, Summary, compress_rows, rfm_summary
 from patron.intelligence.models.rfm import RFM, rfm
 from patron.scoring.extract import PurchaseLog, purchase_log
 from patron.scoring.models import CustomerScore, ScoreRun
@@ -26,12 +26,6 @@ WEEK = 7.0
 CENT = Decimal("0.01")
 MIN_CUSTOMERS = 20  # fewer and the BG/NBD fit is not worth showing anyone
 MIN_REPEAT_CUSTOMERS = 10  # fewer and Gamma-Gamma gives way to observed averages
-
-
-def _compress(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Identical (x, t_x, T) rows collapse to one row with a weight (DESIGN.md §9)."""
-    rows, counts = np.unique(np.stack([x, t_x, big_t], axis=1), axis=0, return_counts=True)
-    return rows[:, 0], rows[:, 1], rows[:, 2], counts.astype(np.float64)
 
 
 def _last_currency(
@@ -74,7 +68,7 @@ def score_customers(*, as_of: date, progress: Progress | None = None) -> ScoreRu
                 f"only {len(summary)} customers bought before {as_of}; scoring needs at least {MIN_CUSTOMERS}"
             )
         started = time.perf_counter()
-        x, t_x, big_t, weights = _compress(summary.frequency, summary.recency, summary.T)
+        x, t_x, big_t, weights = compress_rows(summary.frequency, summary.recency, summary.T)
         bgnbd = BetaGeo().fit(x, t_x, big_t, weights=weights)
         repeat = summary.frequency > 0
         gamma = (

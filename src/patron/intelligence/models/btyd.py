@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, special
 
-__all__ = ["BetaGeo", "GammaGamma", "Summary", "rfm_summary"]
+__all__ = ["BetaGeo", "GammaGamma", "Summary", "compress_rows", "rfm_summary"]
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
@@ -190,6 +190,31 @@ def _as_float(a: ArrayLike) -> FloatArray:
     return np.asarray(a, dtype=np.float64)
 
 
+def _minimise(
+    neg_ll: Any, start: FloatArray, bounds: list[tuple[float, float]]
+) -> optimize.OptimizeResult:
+    """L-BFGS-B on log-parameters, then again from its answer with tight tolerances: the
+    second pass takes the fit to about 1e-6 relative for a fraction of a Nelder-Mead polish."""
+    res = optimize.minimize(neg_ll, start, method="L-BFGS-B", bounds=bounds)
+    return optimize.minimize(
+        neg_ll,
+        res.x,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000},
+    )
+
+
+def compress_rows(
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Identical ``(x, t_x, T)`` rows collapsed to one with a count, for ``BetaGeo.fit``'s
+    ``weights`` (DESIGN.md §9: it pays off most on cohort data)."""
+    stacked = np.stack([_as_float(frequency), _as_float(recency), _as_float(T)], axis=1)
+    rows, counts = np.unique(stacked, axis=0, return_counts=True)
+    return rows[:, 0], rows[:, 1], rows[:, 2], counts.astype(np.float64)
+
+
 class BetaGeo:
     """BG/NBD model (Fader, Hardie & Lee 2005, "Counting Your Customers the Easy Way").
 
@@ -277,14 +302,7 @@ class BetaGeo:
             initial_params = (1.0, 1.0 / max(mean_rate, 1e-6), 1.0, 1.0)
         start = np.log(np.asarray(initial_params, dtype=np.float64))
         bounds = [(-20.0, 20.0)] * 4
-        res = optimize.minimize(neg_ll, start, method="L-BFGS-B", bounds=bounds)
-        res = optimize.minimize(
-            neg_ll,
-            res.x,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000},
-        )
+        res = _minimise(neg_ll, start, bounds)
         r, alpha, a, b = (float(v) for v in np.exp(res.x))
         self.params_ = {"r": r, "alpha": alpha, "a": a, "b": b}
         self.log_likelihood_ = -float(res.fun) * total_w
@@ -441,14 +459,7 @@ class GammaGamma:
         mean_m = float(np.dot(w, m) / total_w)
         start = np.log(np.array([1.0, 2.0, mean_m]))
         bounds = [(-20.0, 20.0)] * 3
-        res = optimize.minimize(neg_ll, start, method="L-BFGS-B", bounds=bounds)
-        res = optimize.minimize(
-            neg_ll,
-            res.x,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000},
-        )
+        res = _minimise(neg_ll, start, bounds)
         p, q, gamma = (float(v) for v in np.exp(res.x))
         self.params_ = {"p": p, "q": q, "gamma": gamma}
         self.log_likelihood_ = -float(res.fun) * total_w
