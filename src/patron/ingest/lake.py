@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -114,8 +116,7 @@ def stage_events(lake: Path, events: pa.Table, *, source: str, batch_id: int) ->
     moves: list[tuple[Path, Path]] = []
     fresh_tables: list[pa.Table] = []
     inserted = unchanged = 0
-    for day in pc.unique(table.column("_day")).to_pylist():
-        rows = table.filter(pc.equal(table.column("_day"), day))
+    for day, rows in _runs(table, "_day"):
         partition = events_dir(lake) / f"date={day}"
         known = _existing_ids(partition)
         ids = rows.column("event_id").to_pylist()
@@ -150,18 +151,24 @@ def stage_events(lake: Path, events: pa.Table, *, source: str, batch_id: int) ->
     return StagedEvents(batch_id, staging, moves, inserted, unchanged)
 
 
+def _runs(table: pa.Table, column: str) -> Iterator[tuple[Any, pa.Table]]:
+    """(value, rows) for each run of equal values of ``column`` in a table sorted by it:
+    slices, not one filter over the whole table per value."""
+    start = 0
+    for item in pc.value_counts(table.column(column)).to_pylist():
+        yield item["values"], table.slice(start, item["counts"])
+        start += item["counts"]
+
+
 def _stage_customer_index(
     lake: Path, staging: Path, events: pa.Table, source: str, batch_id: int
 ) -> list[tuple[Path, Path]]:
     buckets = _bucket_column(source, events.column("customer_external_id"))
     events = events.append_column("_bucket", buckets).sort_by("_bucket")
     moves = []
-    bounds = pc.value_counts(events.column("_bucket"))
-    start = 0
-    for item in bounds.to_pylist():
-        rows = events.slice(start, item["counts"]).drop_columns(["_bucket"])
-        start += item["counts"]
-        name = f"bucket={item['values']:03d}"
+    for bucket, group in _runs(events, "_bucket"):
+        rows = group.drop_columns(["_bucket"])
+        name = f"bucket={bucket:03d}"
         staged = staging / "events_by_customer" / name / f"batch-{batch_id}.parquet"
         staged.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(rows, staged, compression="zstd")
