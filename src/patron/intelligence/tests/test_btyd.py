@@ -10,13 +10,24 @@ gamma=15.44 on the 946 CDNOW sample customers with x > 0.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import optimize, special
 
-from patron.intelligence.models.btyd import BetaGeo, GammaGamma, Summary, rfm_summary
+from patron.intelligence.models import btyd
+from patron.intelligence.models.btyd import (
+    BetaGeo,
+    GammaGamma,
+    Summary,
+    compress_rows,
+    rfm_summary,
+)
 
 DATA = Path("/work/shared/data/cdnow")
 SUMMARY_CSV = DATA / "cdnow_customers_summary.csv"
@@ -267,3 +278,222 @@ def test_conditional_expectation_stays_finite_for_very_frequent_buyers() -> None
     assert np.isfinite(expected).all()
     alive = model.probability_alive(x, t_x, big_t)
     assert expected[3] == pytest.approx(alive[3] * 520.0 * 5000.0 / 3100.0, rel=0.05)
+
+
+# --------------------------------------------------------------------------------------
+# Likelihoods: analytic gradients, the factored BG/NBD form, the large-data fitting path
+# --------------------------------------------------------------------------------------
+
+
+def _simulated_summary(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BG/NBD customers observed for whole days (so rows repeat), in weeks."""
+    rng = np.random.default_rng(seed)
+    T = rng.integers(26 * 7, 52 * 7, size=n).astype(np.float64)
+    x, t_x = _simulate_bgnbd(rng, n, 0.5, 6.0 / 7.0, 0.8, 2.5, T)
+    return x, np.floor(t_x), T
+
+
+def _direct_bgnbd_mean_neg_ll(
+    log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
+) -> float:
+    """Eq. (6) of Fader, Hardie & Lee (2005) term by term, as the paper writes it."""
+    r, alpha, a, b = np.exp(log_params)
+    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+    a2 = special.betaln(a, b + x) - special.betaln(a, b)
+    a3 = -(r + x) * np.log(alpha + T)
+    a4 = np.where(
+        x > 0,
+        np.log(a) - np.log(np.where(x > 0, b + x - 1.0, 1.0)) - (r + x) * np.log(alpha + t_x),
+        -np.inf,
+    )
+    return float(-np.dot(w, a1 + a2 + np.logaddexp(a3, a4)) / w.sum())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bgnbd_gradient_matches_finite_differences(weighted: bool) -> None:
+    # given: a simulated base, compressed or not, and random parameters around plausible values
+    x, t_x, T = _simulated_summary(3000, seed=7)
+    if weighted:
+        x, t_x, T, w = compress_rows(x, t_x, T)
+        assert x.size < 3000
+    else:
+        w = np.ones_like(x)
+    objective = btyd._bgnbd_objective(x, t_x, T, w)
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        theta = np.log([0.5, 6.0, 0.8, 2.5]) + rng.normal(0.0, 0.7, size=4)
+        # when / then: the value is eq. (6), and the gradient is its derivative
+        value, grad = objective(theta)
+        assert value == pytest.approx(_direct_bgnbd_mean_neg_ll(theta, x, t_x, T, w), rel=1e-12)
+        error = optimize.check_grad(
+            lambda v: objective(v)[0], lambda v: objective(v)[1], theta, epsilon=1e-7
+        )
+        assert error < 1e-6 * max(1.0, float(np.linalg.norm(grad))), (theta, error, grad)
+
+
+def test_gamma_gamma_gradient_matches_finite_differences() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 30, size=2000).astype(np.float64)
+    m = rng.gamma(4.0, 1.0 / rng.gamma(3.5, 1.0 / 150.0, size=2000) / x) * x / x
+    w = rng.integers(1, 4, size=2000).astype(np.float64)
+    objective = btyd._gamma_gamma_objective(x, m, w)
+    for _ in range(5):
+        theta = np.log([4.0, 3.5, 150.0]) + rng.normal(0.0, 0.7, size=3)
+        p, q, gamma = np.exp(theta)
+        direct = (
+            special.gammaln(p * x + q)
+            - special.gammaln(p * x)
+            - special.gammaln(q)
+            + q * np.log(gamma)
+            + (p * x - 1.0) * np.log(m)
+            + p * x * np.log(x)
+            - (p * x + q) * np.log(gamma + m * x)
+        )
+        value, grad = objective(theta)
+        assert value == pytest.approx(-np.dot(w, direct) / w.sum(), rel=1e-12)
+        error = optimize.check_grad(
+            lambda v: objective(v)[0], lambda v: objective(v)[1], theta, epsilon=1e-7
+        )
+        assert error < 1e-6 * max(1.0, float(np.linalg.norm(grad))), (theta, error, grad)
+
+
+def test_pilot_fit_path_reaches_the_same_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: the same data fitted directly and through the pilot-subsample path
+    x, t_x, T = _simulated_summary(20_000, seed=5)
+    rng = np.random.default_rng(5)
+    m = rng.gamma(6.0, 1.0 / rng.gamma(3.7, 1.0 / 15.0, size=x.size))
+    direct_bg = BetaGeo().fit(x, t_x, T)
+    direct_gg = GammaGamma().fit(x, m)
+    # when
+    monkeypatch.setattr(btyd, "_PILOT_MIN_ROWS", 1000)
+    monkeypatch.setattr(btyd, "_PILOT_ROWS", 2000)
+    pilot_bg = BetaGeo().fit(x, t_x, T)
+    pilot_gg = GammaGamma().fit(x, m)
+    # then: the same maximum, to far better than the 1e-3 the benchmark asks for
+    _assert_params(pilot_bg.params_, direct_bg.params_, rel=1e-6)
+    _assert_params(pilot_gg.params_, direct_gg.params_, rel=1e-6)
+    assert pilot_bg.log_likelihood_ == pytest.approx(direct_bg.log_likelihood_, rel=1e-12)
+
+
+def test_compress_rows_matches_numpy_unique_rows() -> None:
+    x, t_x, T = _simulated_summary(5000, seed=9)
+    t_x = t_x / 7.0  # weeks: not whole numbers, the sorting path of the codes
+    got = compress_rows(x, t_x, T)
+    rows, counts = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
+    for column, expected in zip(got, [rows[:, 0], rows[:, 1], rows[:, 2], counts], strict=True):
+        np.testing.assert_array_equal(column, expected)
+
+
+def test_conditional_expectation_by_distinct_pair_matches_per_customer(
+    fitted_bgnbd: BetaGeo,
+) -> None:
+    # given: more than 4096 customers (the per-(x, T) path) and the same one by one
+    x, t_x, T = _simulated_summary(40_000, seed=13)
+    t_x, T = t_x / 7.0, T / 7.0
+    batched = fitted_bgnbd.conditional_expected_purchases(13.0, x, t_x, T)
+    assert fitted_bgnbd._numerator_by_pair(np.asarray(13.0), x, T) is not None
+    singles = np.array(
+        [
+            fitted_bgnbd.conditional_expected_purchases(
+                13.0, x[i : i + 1], t_x[i : i + 1], T[i : i + 1]
+            )[0]
+            for i in range(0, 40_000, 97)
+        ]
+    )
+    np.testing.assert_allclose(batched[::97], singles, rtol=1e-13)
+
+
+# --------------------------------------------------------------------------------------
+# rfm_summary: the sorted fast path against the general path and a plain reference
+# --------------------------------------------------------------------------------------
+
+
+def _reference_summary(
+    ids: list[int], days: list[int], values: list[int], cutoff: int, unit: float
+) -> dict[int, tuple[float, float, float, float]]:
+    """The definition, one customer at a time: same-day purchases merged, T to cutoff - 1."""
+    per_day: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for customer, day, value in zip(ids, days, values, strict=True):
+        if day < cutoff:
+            per_day[customer][day] += value
+    out = {}
+    for customer, by_day in per_day.items():
+        ordered = sorted(by_day)
+        x = len(ordered) - 1
+        repeat = sum(by_day[d] for d in ordered[1:])
+        out[customer] = (
+            float(x),
+            (ordered[-1] - ordered[0]) / unit,
+            (cutoff - 1 - ordered[0]) / unit,
+            repeat / x if x else 0.0,
+        )
+    return out
+
+
+_logs = st.integers(1, 60).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 8), min_size=n, max_size=n),
+        st.lists(st.integers(0, 40), min_size=n, max_size=n),
+        st.lists(st.integers(1, 500), min_size=n, max_size=n),
+    )
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(log=_logs, cutoff=st.integers(1, 45), seed=st.integers(0, 2**32 - 1))
+def test_rfm_summary_sorted_fast_path_equals_general_path(
+    log: tuple[list[int], list[int], list[int]], cutoff: int, seed: int
+) -> None:
+    # given: a random log (whole-number amounts, so sums are exact in any order), sorted by
+    # (customer, day) and the same log shuffled
+    ids, days, values = (np.array(column) for column in log)
+    start = np.datetime64("2024-03-01", "D")
+    order = np.lexsort((days, ids))
+    shuffle = np.random.default_rng(seed).permutation(ids.size)
+    cut = start + np.timedelta64(cutoff, "D")
+    reference = _reference_summary(ids.tolist(), days.tolist(), values.tolist(), cutoff, 7.0)
+    # when
+    fast = rfm_summary(ids[order], start + days[order], values[order], cutoff=cut)
+    general = rfm_summary(ids[shuffle], start + days[shuffle], values[shuffle], cutoff=cut)
+    as_float = rfm_summary(ids[shuffle], days[shuffle] + 0.25, values[shuffle], cutoff=cutoff)
+    # then: identical results, and they are the definition
+    assert btyd._is_sorted(ids[order], days[order])
+    for field in ("customer_id", "frequency", "recency", "T", "monetary_value"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(general, field), field)
+        np.testing.assert_array_equal(getattr(as_float, field), getattr(general, field), field)
+    assert fast.customer_id.tolist() == sorted(reference)
+    expected = np.array([reference[c] for c in sorted(reference)]).reshape(-1, 4)
+    got = np.column_stack([fast.frequency, fast.recency, fast.T, fast.monetary_value])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(log=_logs, seed=st.integers(0, 2**32 - 1))
+def test_rfm_summary_unmerged_sub_day_times_sorted_equals_shuffled(
+    log: tuple[list[int], list[int], list[int]], seed: int
+) -> None:
+    # given: timestamps in seconds, string ids, no same-day merging
+    ids_int, days, values = (np.array(column) for column in log)
+    ids = np.array([f"c{i:02d}" for i in ids_int])
+    rng = np.random.default_rng(seed)
+    times = (
+        np.datetime64("2024-03-01T00:00:00", "s") + days * 86400 + rng.integers(0, 86400, ids.size)
+    )
+    order = np.lexsort((times, ids))
+    shuffle = rng.permutation(ids.size)
+    # when
+    fast, general = (
+        rfm_summary(
+            ids[rows],
+            times[rows],
+            values[rows],
+            cutoff="2024-04-01",
+            merge_same_day=False,
+            period_end_inclusive=False,
+        )
+        for rows in (order, shuffle)
+    )
+    # then
+    for field in ("customer_id", "frequency", "recency", "T", "monetary_value"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(general, field), field)
+    assert int(fast.frequency.sum() + len(fast)) == int(np.sum(times < np.datetime64("2024-04-01")))
