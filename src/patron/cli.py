@@ -490,6 +490,240 @@ def customers_show(
     Console().print(table)
 
 
+# --- background jobs (docs/jobs.md) -------------------------------------------------------------
+
+jobs_app = typer.Typer(
+    help="Periodic jobs: the schedule, and running a job by hand.", no_args_is_help=True
+)
+app.add_typer(jobs_app, name="jobs")
+
+
+def _require_migrated() -> None:
+    """Long-running processes do not migrate (several start at once); they ask for it."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        console.print("[red]the database schema is not up to date: run 'patron migrate' first")
+        raise typer.Exit(2)
+
+
+def _local(moment: datetime | None) -> str:
+    from django.utils import timezone
+
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z") if moment else "—"
+
+
+@app.command()
+def worker(
+    queue: Annotated[
+        str, typer.Option(help="Queues to run jobs from, comma-separated; '*' for all")
+    ] = "*",
+    interval: Annotated[
+        float, typer.Option(help="Seconds to wait before looking again when the queue is empty")
+    ] = 1.0,
+    batch: Annotated[
+        bool,
+        typer.Option("--batch", "--once", help="Run the jobs that are queued now, then exit"),
+    ] = False,
+    max_tasks: Annotated[
+        int | None, typer.Option(help="Exit after this many jobs (the supervisor restarts it)")
+    ] = None,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Name of this worker, unique in the pool (default: random)")
+    ] = None,
+) -> None:
+    """Run background jobs from the database queue until SIGTERM or Ctrl-C.
+
+    On the first signal the job that is running finishes; a second one abandons it.
+    """
+    _django()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
+    from django_tasks_db import DatabaseBackend
+
+    _require_migrated()
+    if not isinstance(task_backends[DEFAULT_TASK_BACKEND_ALIAS], DatabaseBackend):
+        console.print(
+            "[red]the task backend is not the database queue (PATRON_TASKS_BACKEND): "
+            "jobs run where they are enqueued, there is nothing for a worker to do"
+        )
+        raise typer.Exit(2)
+    unknown = set(queue.split(",")) - {"*", *settings.TASK_QUEUES}
+    if unknown:
+        console.print(
+            f"[red]unknown queue(s) {', '.join(sorted(unknown))}; "
+            f"the queues are: {', '.join(settings.TASK_QUEUES)}"
+        )
+        raise typer.Exit(2)
+    if max_tasks is not None and max_tasks < 1:
+        console.print("[red]--max-tasks must be at least 1")
+        raise typer.Exit(2)
+    options: dict[str, Any] = {
+        "queue_name": queue,
+        "interval": interval,
+        "batch": batch,
+        "max_tasks": max_tasks,
+        "reload": False,
+        "startup_delay": not batch,
+        "verbosity": 1,
+    }
+    if worker_id:
+        options["worker_id"] = worker_id
+    call_command("db_worker", **options)
+
+
+@app.command()
+def scheduler(
+    once: Annotated[
+        bool, typer.Option("--once", help="Enqueue the slots that are due now, then exit")
+    ] = False,
+) -> None:
+    """Enqueue the periodic jobs when they fall due, until SIGTERM or Ctrl-C.
+
+    Each slot is enqueued once even when several schedulers run. A job's first run enqueues
+    only its latest due slot, never its history.
+    """
+    _django()
+    import signal
+
+    from rich.markup import escape
+
+    from patron.jobs import services
+    from patron.jobs.schedule import SCHEDULE
+
+    _require_migrated()
+    identity = services.scheduler_identity()
+
+    def report(result: services.SchedulerPass) -> None:
+        for slot in result.enqueued:
+            console.print(
+                f"enqueued {slot.job} for {_local(slot.slot_time)} "
+                f"(task {slot.task_result_id or '—'})"
+            )
+        for name, error in result.failed.items():
+            console.print(f"[red]{name} could not be enqueued: {escape(error)}")
+
+    if once:
+        result = services.scheduler_pass(now=services.clock(), scheduler_id=identity)
+        report(result)
+        if not result.enqueued and not result.failed:
+            console.print("nothing due")
+        if result.failed:
+            raise typer.Exit(1)
+        return
+
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    console.print(
+        f"scheduler {identity}: {len(SCHEDULE)} job(s) ({', '.join(j.name for j in SCHEDULE)}), "
+        "times in the merchant's zone; SIGTERM or Ctrl-C stops"
+    )
+    services.scheduler_run(
+        should_stop=lambda: bool(stopping), scheduler_id=identity, on_pass=report
+    )
+    console.print(
+        f"scheduler {identity} stopped ({signal.strsignal(stopping[0]) if stopping else ''})"
+    )
+
+
+@jobs_app.command("list")
+def jobs_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The schedule: each job's cron, next due time, last slot and the status of its task."""
+    _django()
+    from patron.jobs import services
+    from patron.jobs.selectors import job_statuses
+
+    _require_migrated()
+    statuses = job_statuses(now=services.clock())
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": status.name,
+                        "cron": status.cron,
+                        "task": status.task,
+                        "next_due": status.next_due.isoformat(),
+                        "last_slot": status.last_slot.isoformat() if status.last_slot else None,
+                        "last_task_result_id": status.last_task_result_id or None,
+                        "last_task_status": status.last_task_status,
+                    }
+                    for status in statuses
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    table = Table(title="periodic jobs (merchant's time zone)", title_justify="left")
+    table.add_column("job", no_wrap=True)
+    for column in ("cron", "next due", "last slot", "its task"):
+        table.add_column(column)
+    for status in statuses:
+        table.add_row(
+            status.name,
+            status.cron,
+            _local(status.next_due),
+            _local(status.last_slot),
+            status.last_task_status or "—",
+        )
+    Console().print(table)
+
+
+@jobs_app.command("run")
+def jobs_run(
+    name: Annotated[str, typer.Argument(help="Job name (see 'patron jobs list')")],
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="Run the job as its slot on this date would (default: today)",
+        ),
+    ] = None,
+    now: Annotated[
+        bool, typer.Option("--now", help="Run it here and wait, instead of queueing it")
+    ] = False,
+) -> None:
+    """Enqueue one job now, outside the schedule (or run it in this process with --now)."""
+    _django()
+    from django.utils import timezone
+
+    from patron.errors import PatronError
+    from patron.jobs import services
+    from patron.jobs.schedule import job_get
+
+    _require_migrated()
+    try:
+        job = job_get(name)
+    except PatronError as exc:
+        console.print(f"[red]{exc.message}")
+        raise typer.Exit(2) from None
+    day = as_of.date() if as_of else timezone.localdate(services.clock())
+    slot_time = services.job_slot_for_date(day=day)
+    if not now:
+        result = services.job_enqueue(job=job, slot_time=slot_time)
+        console.print(f"enqueued {job.name} {result.kwargs} as task {result.id} ({result.status})")
+        print(result.id)
+        return
+    result = services.job_run_inline(job=job, slot_time=slot_time)
+    if result.errors:
+        console.print(f"[red]{job.name} {result.kwargs} failed:")
+        console.print(result.errors[-1].traceback, markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"{job.name} {result.kwargs}: {result.status}")
+    print(json.dumps(result.return_value, ensure_ascii=False, default=str))
+
+
 def main() -> None:
     app()
 

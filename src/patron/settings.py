@@ -4,6 +4,8 @@
 - ``DATABASE_URL``: use PostgreSQL (or another database) instead of the embedded SQLite file
 - ``PATRON_SECRET_KEY``, ``PATRON_DATA_KEY``: keys; generated into PATRON_HOME when absent
 - ``PATRON_DEBUG``, ``PATRON_ALLOWED_HOSTS``, ``PATRON_TIME_ZONE``
+- ``PATRON_TASKS_BACKEND``: ``database`` (default: ``patron worker`` runs the queue) or
+  ``immediate`` (every job runs where it is enqueued: tests, scripts); see docs/jobs.md
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from patron.paths import patron_home, read_or_create_secret
 
@@ -30,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_tasks_db",
     "patron.account",
     "patron.audit",
     "patron.customer",
@@ -37,6 +41,7 @@ INSTALLED_APPS = [
     "patron.service",
     "patron.ingest",
     "patron.scoring",
+    "patron.jobs",
     "patron.web",
 ]
 
@@ -122,6 +127,23 @@ WHITENOISE_AUTOREFRESH = DEBUG
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
+
+# Background jobs (docs/jobs.md): Django's Tasks API; the queue is a table in the database.
+TASK_QUEUES = ["default", "scoring"]
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django.tasks.backends.immediate.ImmediateBackend",
+}
+_tasks_backend = os.environ.get("PATRON_TASKS_BACKEND", "database")
+if _tasks_backend not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(
+        f"PATRON_TASKS_BACKEND={_tasks_backend!r}: use one of {', '.join(_TASK_BACKENDS)}"
+    )
+TASKS = {
+    "default": {"BACKEND": _TASK_BACKENDS[_tasks_backend], "QUEUES": TASK_QUEUES},
+    # `patron jobs run NAME --now` runs a job in the calling process through this one.
+    "immediate": {"BACKEND": _TASK_BACKENDS["immediate"], "QUEUES": TASK_QUEUES},
+}
 
 DEFAULT_CURRENCY = "CNY"
 LAKE_DIR = HOME / "lake"

@@ -1,0 +1,86 @@
+"""The periodic jobs: ONE registry, read by ``patron scheduler`` and ``patron jobs``.
+
+Adding a job is adding one ``PeriodicJob`` to ``SCHEDULE``: a name (kebab-case, never reused
+for something else: it keys the record of what was enqueued), a cron expression in the merchant's
+time zone (``settings.TIME_ZONE``), the dotted path of a ``django.tasks`` task, and a function
+from the slot's local time to the task's keyword arguments (JSON values). The task must be safe
+to run twice: a slot is enqueued once, but a job can also be run by hand (``patron jobs run``).
+
+Tasks are named by path, not imported here, so that reading the schedule stays cheap and an app
+can register a job without this module importing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.tasks import Task
+from django.utils.module_loading import import_string
+
+from patron.errors import NotFound
+from patron.jobs.rules import cron_validate
+
+Arguments = Callable[[datetime], dict[str, Any]]
+
+
+def merchant_zone() -> ZoneInfo:
+    """The zone cron expressions are read in, and slots are handed to ``arguments`` in."""
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def as_of_slot_date(slot: datetime) -> dict[str, Any]:
+    """``{"as_of": "YYYY-MM-DD"}``: the slot's date in the merchant's time zone, so that the run
+    at 02:00 on 20 November uses the data before 20 November (all of the 19th)."""
+    return {"as_of": slot.date().isoformat()}
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    cron: str  # five fields, in the merchant's local time
+    task: str  # dotted path of a django.tasks Task
+    arguments: Arguments
+    description: str
+    # After an outage, enqueue at most this many of the missed slots (the most recent ones).
+    max_catch_up: int = 24
+
+    def __post_init__(self) -> None:
+        cron_validate(self.cron)
+
+    def resolve_task(self) -> Task[..., Any]:
+        """The task object, imported on first use."""
+        found = import_string(self.task)
+        if not isinstance(found, Task):
+            raise TypeError(f"job {self.name!r}: {self.task} is not a django.tasks task")
+        return found
+
+
+SCHEDULE: tuple[PeriodicJob, ...] = (
+    PeriodicJob(
+        name="score-nightly",
+        cron="0 2 * * *",
+        task="patron.scoring.tasks.score_nightly",
+        arguments=as_of_slot_date,
+        description="Score every customer with the data up to midnight",
+    ),
+    PeriodicJob(
+        name="regrade-quarterly",
+        cron="0 3 1 1,4,7,10 *",
+        task="patron.scoring.tasks.regrade_quarterly",
+        arguments=as_of_slot_date,
+        description="Re-decide every customer's grade at the start of each quarter",
+    ),
+)
+
+
+def job_get(name: str, *, jobs: tuple[PeriodicJob, ...] = SCHEDULE) -> PeriodicJob:
+    for job in jobs:
+        if job.name == name:
+            return job
+    known = ", ".join(job.name for job in jobs)
+    raise NotFound(f"no periodic job named {name!r}; the jobs are: {known}")

@@ -1,0 +1,95 @@
+"""The worker and the scheduler as real processes: running queued jobs, racing each other,
+stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from patron.jobs.models import ScheduledSlot
+from patron.jobs.tests.sample_tasks import write_file
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def _env() -> dict[str, str]:
+    name = connection.settings_dict["NAME"]
+    url = (
+        f"postgres://postgres@127.0.0.1:5432/{name}"
+        if connection.vendor == "postgresql"
+        else f"sqlite:///{name}"
+    )
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PATRON_HOME": str(settings.HOME),
+        "PATRON_TASKS_BACKEND": "database",
+    }
+
+
+def _patron(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "patron.cli", *args],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_worker_batch_runs_the_queued_jobs_and_exits(tmp_path: Path) -> None:
+    # given
+    target = tmp_path / "done.txt"
+    queued = write_file.enqueue(path=str(target), text="工作完成")
+    # when
+    worker = _patron("worker", "--batch", "--queue", "default")
+    _out, err = worker.communicate(timeout=120)
+    # then
+    assert worker.returncode == 0, err
+    assert target.read_text(encoding="utf-8") == "工作完成"
+    row = DBTaskResult.objects.get(id=queued.id)
+    assert (row.status, row.return_value) == (TaskResultStatus.SUCCESSFUL, "工作完成")
+
+
+def test_two_schedulers_started_together_enqueue_each_slot_once() -> None:
+    # when
+    first, second = _patron("scheduler", "--once"), _patron("scheduler", "--once")
+    results = [process.communicate(timeout=120) for process in (first, second)]
+    # then
+    assert (first.returncode, second.returncode) == (0, 0), results
+    assert sorted(ScheduledSlot.objects.values_list("job", flat=True)) == [
+        "regrade-quarterly",
+        "score-nightly",
+    ]
+    assert sorted(DBTaskResult.objects.values_list("task_path", flat=True)) == [
+        "patron.scoring.tasks.regrade_quarterly",
+        "patron.scoring.tasks.score_nightly",
+    ]
+    assert set(ScheduledSlot.objects.values_list("task_result_id", flat=True)) == {
+        str(pk) for pk in DBTaskResult.objects.values_list("id", flat=True)
+    }
+
+
+def test_the_scheduler_stops_cleanly_on_sigterm() -> None:
+    # given: a scheduler that has made its first pass
+    scheduler = _patron("scheduler")
+    deadline = time.monotonic() + 60
+    while ScheduledSlot.objects.count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ScheduledSlot.objects.count() == 2
+    # when
+    scheduler.send_signal(signal.SIGTERM)
+    _out, err = scheduler.communicate(timeout=10)
+    # then
+    assert scheduler.returncode == 0, err
+    assert " ".join(err.split()).endswith("stopped (Terminated)")

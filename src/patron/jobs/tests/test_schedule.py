@@ -1,0 +1,83 @@
+"""The registry of periodic jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.tasks import Task
+
+from patron.errors import NotFound
+from patron.jobs.schedule import SCHEDULE, PeriodicJob, as_of_slot_date, job_get
+
+
+def test_the_registry_lists_both_scoring_jobs() -> None:
+    # when
+    jobs = {job.name: (job.cron, job.task) for job in SCHEDULE}
+    # then
+    assert jobs == {
+        "score-nightly": ("0 2 * * *", "patron.scoring.tasks.score_nightly"),
+        "regrade-quarterly": ("0 3 1 1,4,7,10 *", "patron.scoring.tasks.regrade_quarterly"),
+    }
+
+
+def test_every_job_has_a_unique_name_and_points_at_a_task() -> None:
+    # when
+    names = [job.name for job in SCHEDULE]
+    tasks = [job.resolve_task() for job in SCHEDULE]
+    # then
+    assert len(set(names)) == len(names)
+    assert all(isinstance(task, Task) for task in tasks)
+
+
+def test_the_scoring_jobs_pass_the_slot_date_in_the_merchants_zone() -> None:
+    # given: 02:00 on 20 November in Shanghai is still the 19th in UTC
+    slot = datetime(2026, 11, 20, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    # when
+    arguments = [job.arguments(slot) for job in SCHEDULE]
+    # then
+    assert arguments == [{"as_of": "2026-11-20"}, {"as_of": "2026-11-20"}]
+    assert as_of_slot_date(slot) == {"as_of": "2026-11-20"}
+
+
+def test_a_job_with_a_bad_cron_expression_cannot_be_declared() -> None:
+    # when
+    with pytest.raises(ValueError) as refused:
+        PeriodicJob(
+            name="broken",
+            cron="every night",
+            task="patron.jobs.tests.sample_tasks.record",
+            arguments=as_of_slot_date,
+            description="",
+        )
+    # then
+    assert str(refused.value) == "cron expression 'every night' must have five fields"
+
+
+def test_a_path_that_is_not_a_task_is_refused_when_resolved() -> None:
+    # given
+    job = PeriodicJob(
+        name="not-a-task",
+        cron="0 2 * * *",
+        task="patron.jobs.tests.sample_tasks.not_a_task",
+        arguments=as_of_slot_date,
+        description="",
+    )
+    # when
+    with pytest.raises(TypeError) as refused:
+        job.resolve_task()
+    # then
+    assert str(refused.value) == (
+        "job 'not-a-task': patron.jobs.tests.sample_tasks.not_a_task is not a django.tasks task"
+    )
+
+
+def test_an_unknown_job_name_is_not_found_and_the_known_ones_are_named() -> None:
+    # when
+    with pytest.raises(NotFound) as missing:
+        job_get("score-hourly")
+    # then
+    assert missing.value.message == (
+        "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly"
+    )
