@@ -364,30 +364,49 @@ def score(
             help="Score with the data before this date (default: today)",
         ),
     ] = None,
+    regrade: Annotated[
+        bool,
+        typer.Option(
+            "--regrade",
+            help="Re-decide every customer's grade (the quarterly job does this); without it "
+            "only customers with no grade yet get one",
+        ),
+    ] = False,
 ) -> None:
-    """Fit the purchase and spend models and write every customer's scores with their reasons."""
+    """Run the whole pipeline (features, purchase models, credit, churn, clusters, value,
+    grades) and write every customer's scores with their reasons."""
     _django()
     from patron.errors import PatronError
 
     _migrate()
     try:
-        _score((as_of or datetime.now()).date())
+        _score((as_of or datetime.now()).date(), regrade=regrade)
     except PatronError as exc:
         console.print(f"[red]{exc.message}")
         raise typer.Exit(2) from None
 
 
-def _score(as_of: Any) -> Any:
-    from patron.scoring.services import score_customers
+def _score(as_of: Any, *, regrade: bool = False) -> Any:
+    from patron.scoring.services import grade_counts_text, score_customers
 
     with _progress() as progress:
-        run = score_customers(as_of=as_of, progress=_Bars(progress))
+        run = score_customers(as_of=as_of, regrade=regrade, progress=_Bars(progress))
     bg = run.parameters["bgnbd"]
+    summary = run.summary
     console.print(
         f"scored [bold]{run.customers:,}[/] customers as of {run.as_of} "
-        f"(BG/NBD r={bg['r']:.3g} alpha={bg['alpha']:.3g} a={bg['a']:.3g} b={bg['b']:.3g}); "
-        "seconds: " + ", ".join(f"{k} {v}" for k, v in run.seconds.items())
+        f"(BG/NBD r={bg['r']:.3g} alpha={bg['alpha']:.3g} a={bg['a']:.3g} b={bg['b']:.3g}; "
+        f"credit: {run.parameters['credit']['model']}; churn: {run.parameters['churn']['model']}; "
+        f"{len(summary.get('clusters', []))} clusters)"
     )
+    console.print(f"grades: {grade_counts_text(summary['grade_counts'])}")
+    moves = summary["moves"] or summary["pending_moves"]
+    verb = "moved" if summary["regrade"] else "would move at the next re-grade"
+    console.print(
+        f"{moves['up']:,} up, {moves['down']:,} down {verb}; {moves['unchanged']:,} unchanged; "
+        f"{summary['history']['new']:,} graded for the first time"
+    )
+    console.print("seconds: " + ", ".join(f"{k} {v}" for k, v in run.seconds.items()))
     return run
 
 
@@ -423,6 +442,10 @@ def models_report(
         print(json.dumps(report, ensure_ascii=False))
 
 
+def _number(value: Any, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def _print_report(report: dict[str, Any]) -> None:
     bg, gg = report["bgnbd"], report["gamma_gamma"]
     holdout = bg["holdout"]
@@ -432,25 +455,50 @@ def _print_report(report: dict[str, Any]) -> None:
         title_justify="left",
     )
     table.add_column("model")
-    table.add_column("parameters")
+    table.add_column("parameters / training")
     table.add_column("holdout")
-    correlation = holdout["correlation_per_customer"]
     table.add_row(
         "BG/NBD",
         f"r={bg['r']:.4g} alpha={bg['alpha']:.4g} a={bg['a']:.4g} b={bg['b']:.4g} "
         f"LL={bg['log_likelihood']:.1f}",
         f"repeat purchases predicted {holdout['predicted_repeat_transactions']:,.0f} vs actual "
         f"{holdout['actual_repeat_transactions']:,}; correlation per customer "
-        + ("n/a" if correlation is None else f"{correlation:.3f}"),
+        + _number(holdout["correlation_per_customer"]),
     )
+    clv = report["clv_error"]
     table.add_row(
-        "Gamma-Gamma",
+        "Gamma-Gamma (CLV)",
         f"p={gg['p']:.4g} q={gg['q']:.4g} gamma={gg['gamma']:.4g}",
-        f"{gg['repeat_customers']:,} repeat customers; mean expected spend "
-        f"{gg['mean_expected_spend_per_transaction']:.2f}",
+        f"spend predicted {clv['predicted_total']:,.0f} vs actual {clv['actual_total']:,.0f}; "
+        f"mean abs. error {clv['mean_absolute_error']:,.2f} per customer; correlation "
+        + _number(clv["correlation_per_customer"]),
     )
+    churn = report["churn"]
+    table.add_row(
+        f"churn ({churn['model_in_use']})",
+        f"{churn['customers']:,} buyers, {churn['churned_in_holdout']:,} bought nothing",
+        f"AUC {_number(churn['model_in_use_auc'])} (BG/NBD {_number(churn['bgnbd_auc'])}); "
+        f"Brier {_number(churn['model_in_use_brier'])} (BG/NBD {_number(churn['bgnbd_brier'])})",
+    )
+    credit = report["credit"]
+    table.add_row(
+        f"credit ({credit['model']})",
+        f"trained on {credit['training'].get('train_rows', 0):,} customers, "
+        f"{credit['training'].get('train_bad', 0):,} bad outcomes",
+        f"{credit['bad_in_holdout']:,} bad outcomes; AUC {_number(credit['auc'])}, "
+        f"KS {_number(credit['ks'])}",
+    )
+    stability = report["grade_stability"]
+    if "not_measured" in stability:
+        table.add_row("grades", "", f"stability not measured: {stability['not_measured']}")
+    else:
+        table.add_row(
+            "grades",
+            ", ".join(f"{k} {v:,}" for k, v in report["grade_counts"].items()),
+            f"a quarter apart: {_number(stability['share_unchanged'], '.1%')} kept their grade, "
+            f"{stability['up']:,} up, {stability['down']:,} down",
+        )
     console.print(table)
-    console.print("not built yet: " + ", ".join(report["not_built_yet"]))
 
 
 @customers_app.command("show")

@@ -25,19 +25,31 @@ RUN_IMPORTS = "ingest.add_importbatch"
 VIEW_IMPORTS = "ingest.view_importbatch"
 VIEW_AUDIT = "audit.view_auditevent"
 MANAGE_USERS = "account.change_user"
+VIEW_MODELS = "scoring.view_scorerun"  # model runs, back-test report, grade policies
+CHANGE_GRADE_POLICY = "scoring.change_gradepolicy"  # edit, preview and apply grade policies
 
 _READ_BASE = {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_TICKETS}
 
 ROLE_PERMISSIONS: dict[Role, set[str]] = {
     Role.ADMINISTRATOR: _READ_BASE
-    | {CHANGE_CUSTOMERS, VIEW_PII, RUN_IMPORTS, VIEW_IMPORTS, VIEW_AUDIT, MANAGE_USERS},
-    Role.OPERATIONS_MANAGER: _READ_BASE | {CHANGE_CUSTOMERS, VIEW_PII, RUN_IMPORTS, VIEW_IMPORTS},
+    | {
+        CHANGE_CUSTOMERS,
+        VIEW_PII,
+        RUN_IMPORTS,
+        VIEW_IMPORTS,
+        VIEW_AUDIT,
+        MANAGE_USERS,
+        VIEW_MODELS,
+        CHANGE_GRADE_POLICY,
+    },
+    Role.OPERATIONS_MANAGER: _READ_BASE
+    | {CHANGE_CUSTOMERS, VIEW_PII, RUN_IMPORTS, VIEW_IMPORTS, VIEW_MODELS, CHANGE_GRADE_POLICY},
     # Agents see contact data masked: replies go out through the channel, not by hand.
     Role.SERVICE_AGENT: _READ_BASE | {CHANGE_CUSTOMERS},
-    Role.RISK_ANALYST: _READ_BASE | {VIEW_IMPORTS},
-    Role.MARKETER: {VIEW_CUSTOMERS, VIEW_COMMERCE},
-    Role.AUDITOR: {VIEW_CUSTOMERS, VIEW_AUDIT, VIEW_IMPORTS},
-    Role.ANALYST: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_IMPORTS},
+    Role.RISK_ANALYST: _READ_BASE | {VIEW_IMPORTS, VIEW_MODELS},
+    Role.MARKETER: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_MODELS},
+    Role.AUDITOR: {VIEW_CUSTOMERS, VIEW_AUDIT, VIEW_IMPORTS, VIEW_MODELS},
+    Role.ANALYST: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_IMPORTS, VIEW_MODELS},
 }
 
 ROLE_LABELS: dict[Role, str] = {

@@ -271,20 +271,42 @@ class CustomerStatsOut(Schema):
 
 
 class ScoreOut(Schema):
-    as_of: date
-    p_alive: float = Field(description="Probability the customer is still active (BG/NBD)")
-    expected_orders_90d: float
-    expected_order_value: Decimal
-    clv_12m: Decimal = Field(description="Expected spend in the next 12 months")
+    as_of: date = Field(description="Scores use only data before this day")
+    grade: str = Field(description="core, potential or ordinary ('' before the first grading)")
+    grade_label: str
+    grade_composite: float | None = Field(description="The policy's weighted score, 0-1")
+    credit_score: int | None = Field(description="350-950, higher is better")
+    credit_model: str = Field(description="lightgbm, or scorecard when too few outcomes")
+    churn_probability: float | None = Field(description="Probability of no purchase ahead")
+    churn_model: str = Field(description="lightgbm or bgnbd, whichever back-tested better")
+    p_alive: float | None = Field(description="Probability the customer is still active (BG/NBD)")
+    expected_orders_90d: float | None
+    expected_order_value: Decimal | None
+    clv_12m: Decimal | None = Field(description="Expected spend in the next 12 months")
+    potential_value: Decimal | None
+    word_of_mouth: float | None
     currency: str
     purchase_days: int
-    days_since_last_purchase: int
-    rfm_r: int = Field(description="Recency quintile 1-5, 5 = most recent")
-    rfm_f: int = Field(description="Frequency quintile 1-5")
-    rfm_m: int = Field(description="Monetary quintile 1-5")
+    days_since_last_purchase: int | None
+    rfm_r: int | None = Field(description="Recency quintile 1-5, 5 = most recent")
+    rfm_f: int | None = Field(description="Frequency quintile 1-5")
+    rfm_m: int | None = Field(description="Monetary quintile 1-5")
     rfm_segment: str = Field(description="One of the eight RFM classes, e.g. important_value")
     rfm_segment_label: str
-    reasons: dict[str, list[str]] = Field(description="Score name -> plain-words reasons")
+    cluster: int | None
+    cluster_name: str
+    reasons: dict[str, list[str]] = Field(
+        description="Score name -> plain-words reasons, in the request's language"
+    )
+
+
+class GradePeriodOut(Schema):
+    grade: str
+    grade_label: str
+    valid_from: date
+    valid_to: date | None = Field(description="null for the current grade")
+    policy_version: int
+    reasons: list[str]
 
 
 class CustomerProfileOut(Schema):
@@ -305,6 +327,9 @@ class CustomerProfileOut(Schema):
     events: list[BehaviourEventOut]
     timeline: list[TimelineEntryOut]
     score: ScoreOut | None = Field(None, description="Latest scores; null before scoring")
+    grade_history: list[GradePeriodOut] = Field(
+        default_factory=list, description="Every grade held, newest first"
+    )
 
 
 class CustomerFilters(Schema):

@@ -27,7 +27,13 @@ from patron.commerce.models import Order, OrderLine, Payment, ReturnRequest, Rev
 from patron.customer.models import Consent, Customer, CustomerTag, SourceChannel
 from patron.errors import NotFound, ValidationFailed
 from patron.privacy import crypto
-from patron.scoring.selectors import ScoreView, score_of_customer
+from patron.scoring.selectors import (
+    GradePeriod,
+    ScoreView,
+    grade_history_of_customer,
+    score_history_of_customer,
+    score_of_customer,
+)
 from patron.service.models import Ticket
 
 logger = logging.getLogger(__name__)
@@ -348,6 +354,8 @@ class CustomerProfile:
     events: tuple[BehaviourEvent, ...]
     timeline: tuple[TimelineEntry, ...]
     score: ScoreView | None = None
+    grade_history: tuple[GradePeriod, ...] = ()
+    score_history: tuple[dict[str, Any], ...] = ()
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -1022,6 +1030,8 @@ def customer_profile(*, user: Any, customer_id: int) -> CustomerProfile:
             c, commerce=commerce, tickets=tickets, audit=audit, limit=TIMELINE_LIMIT
         ),
         score=score_of_customer(customer_id=c.pk),
+        grade_history=tuple(grade_history_of_customer(customer_id=c.pk)),
+        score_history=tuple(score_history_of_customer(customer_id=c.pk)),
     )
 
 

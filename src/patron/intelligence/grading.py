@@ -592,7 +592,7 @@ def _reasons(
 # ---------------------------------------------------------------------- moves
 
 
-def moves(before: Mapping[Any, str] | Grades, after: Grades) -> dict[str, Any]:
+def moves(before: Mapping[Any, str] | Grades, after: Mapping[Any, str] | Grades) -> dict[str, Any]:
     """Transition counts from ``before`` (customer id -> grade, or a previous run) to
     ``after``; used to preview a policy change and to watch quarterly re-grades.
 
@@ -603,14 +603,17 @@ def moves(before: Mapping[Any, str] | Grades, after: Grades) -> dict[str, Any]:
     """
     previous = before.as_mapping() if isinstance(before, Grades) else before
     index: dict[str, int] = {name: i for i, name in enumerate(GRADES)}
-    ids = after.customer_id.tolist()
+    if isinstance(after, Grades):
+        ids, after_names = after.customer_id.tolist(), after.grade.tolist()
+    else:
+        ids, after_names = list(after.keys()), list(after.values())
     old_names = [previous.get(key) for key in ids]
     unknown = {name for name in old_names if name is not None and name not in index}
     if unknown:
         key = ids[old_names.index(sorted(unknown)[0])]
         raise ValueError(f"before[{key}]: unknown grade {previous[key]!r}")
     old = np.array([-1 if name is None else index[name] for name in old_names], dtype=np.int64)
-    now = np.array([index[name] for name in after.grade.tolist()], dtype=np.int64)
+    now = np.array([index[name] for name in after_names], dtype=np.int64)
     known = old >= 0
     matrix = np.bincount(3 * old[known] + now[known], minlength=9).reshape(3, 3)
     seen = int(known.sum())

@@ -93,3 +93,21 @@ def purchase_log() -> PurchaseLog:
         amounts=table.column("amount").to_numpy(),
         currencies=np.asarray(table.column("currency").to_pylist(), dtype=object),
     )
+
+
+def latest_scores() -> pa.Table:
+    """Every customer's latest scores as floats (nulls kept): the inputs of grading."""
+    from patron.scoring.policies import grading_inputs
+
+    real = "DOUBLE PRECISION" if connection.vendor == "postgresql" else "REAL"
+    columns = ", ".join(f"CAST({name} AS {real}) AS {name}" for name in grading_inputs())
+    sql = f"SELECT customer_id, {columns} FROM scoring_customerscore ORDER BY customer_id"
+    with _connect() as conn, conn.cursor() as cursor:
+        cursor.execute(sql)
+        table = cursor.fetch_arrow_table()
+    return pa.table(
+        {
+            "customer_id": pc.cast(table.column("customer_id"), pa.int64()),
+            **{name: pc.cast(table.column(name), pa.float64()) for name in grading_inputs()},
+        }
+    )

@@ -25,6 +25,15 @@ class ScoreRun(models.Model):
     customers = models.PositiveIntegerField(default=0)
     parameters = models.JSONField(default=dict, blank=True, help_text="Fitted model parameters")
     seconds = models.JSONField(default=dict, blank=True, help_text="Time per stage")
+    is_regrade = models.BooleanField(
+        default=False, help_text="A (quarterly) re-grade: every customer's grade was re-decided"
+    )
+    policy = models.ForeignKey(
+        "GradePolicy", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    summary = models.JSONField(
+        default=dict, blank=True, help_text="Grade counts and moves, models used, clusters"
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -33,28 +42,125 @@ class ScoreRun(models.Model):
         return f"run {self.pk} as of {self.as_of} ({self.status})"
 
 
+class Grade(models.TextChoices):
+    CORE = "core", "核心客户 Core"
+    POTENTIAL = "potential", "潜力客户 Potential"
+    ORDINARY = "ordinary", "普通客户 Ordinary"
+
+
+class GradePolicy(models.Model):
+    """How grades are decided: weights, thresholds and hard rules, as data staff edit.
+
+    Versions are immutable once saved: an edit saves a new version, and exactly one version is
+    active. ``rules`` is validated by ``patron.intelligence.grading.GradePolicy``.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    rules = models.JSONField(help_text="Weights, thresholds, hard rules, hysteresis")
+    note = models.CharField(max_length=200, blank=True, help_text="What changed and why")
+    is_active = models.BooleanField(default=False)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=models.Q(is_active=True),
+                name="one_active_grade_policy",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"grade policy v{self.version}" + (" (active)" if self.is_active else "")
+
+
+class GradeHistory(models.Model):
+    """A customer's grade over time: one row per period with the same grade, no gaps.
+
+    The open row (``valid_to`` null) is the current grade; a change closes it on the day the
+    new one starts.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="grade_history")
+    grade = models.CharField(max_length=10, choices=Grade.choices)
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True)
+    run = models.ForeignKey(ScoreRun, on_delete=models.PROTECT, related_name="grade_changes")
+    policy_version = models.PositiveIntegerField()
+    reasons = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["customer_id", "valid_from"]
+        indexes = [models.Index(fields=["customer", "valid_from"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=models.Q(valid_to__isnull=True),
+                name="one_open_grade_per_customer",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.grade} from {self.valid_from}"
+
+
 class CustomerScore(models.Model):
     """A customer's latest scores with the reasons behind each, in plain words."""
 
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="score")
     run = models.ForeignKey(ScoreRun, on_delete=models.CASCADE, related_name="scores")
     as_of = models.DateField()
-    purchase_days = models.PositiveIntegerField(help_text="Days with a purchase before the cut-off")
-    days_since_last_purchase = models.PositiveIntegerField()
-    p_alive = models.FloatField(help_text="Probability the customer is still active (BG/NBD)")
-    expected_orders_90d = models.FloatField(help_text="Expected purchases in the next 90 days")
-    expected_order_value = models.DecimalField(max_digits=14, decimal_places=2)
+    # Customers who never bought still get a row (credit, grade); their purchase-model fields
+    # are null: BG/NBD and RFM describe buyers only.
+    purchase_days = models.PositiveIntegerField(
+        default=0, help_text="Days with a purchase before the cut-off"
+    )
+    days_since_last_purchase = models.PositiveIntegerField(null=True, blank=True)
+    p_alive = models.FloatField(
+        null=True, blank=True, help_text="Probability the customer is still active (BG/NBD)"
+    )
+    expected_orders_90d = models.FloatField(
+        null=True, blank=True, help_text="Expected purchases in the next 90 days"
+    )
+    expected_order_value = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True
+    )
     clv_12m = models.DecimalField(
-        max_digits=14, decimal_places=2, help_text="Expected spend in the next 12 months"
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Expected spend in the next 12 months",
     )
     currency = models.CharField(max_length=3, default="CNY")
-    rfm_r = models.PositiveSmallIntegerField(help_text="Recency quintile, 5 = most recent")
-    rfm_f = models.PositiveSmallIntegerField(help_text="Frequency quintile, 5 = most frequent")
-    rfm_m = models.PositiveSmallIntegerField(help_text="Monetary quintile, 5 = highest spend")
-    rfm_segment = models.CharField(
-        max_length=24, db_index=True, help_text="One of the eight RFM classes"
+    rfm_r = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Recency quintile, 5 = most recent"
     )
+    rfm_f = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Frequency quintile, 5 = most frequent"
+    )
+    rfm_m = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Monetary quintile, 5 = highest spend"
+    )
+    rfm_segment = models.CharField(
+        max_length=24, blank=True, db_index=True, help_text="One of the eight RFM classes"
+    )
+    credit_score = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="350–950, higher is better"
+    )
+    credit_model = models.CharField(max_length=16, blank=True, help_text="lightgbm or scorecard")
+    churn_probability = models.FloatField(null=True, blank=True)
+    churn_model = models.CharField(max_length=16, blank=True, help_text="lightgbm or bgnbd")
+    cluster = models.PositiveSmallIntegerField(null=True, blank=True)
+    cluster_name = models.CharField(max_length=80, blank=True)
+    potential_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    word_of_mouth = models.FloatField(null=True, blank=True)
+    grade = models.CharField(max_length=10, choices=Grade.choices, blank=True, db_index=True)
+    grade_composite = models.FloatField(null=True, blank=True)
     reasons = models.JSONField(default=dict, blank=True, help_text="Score name -> sentences")
 
     def __str__(self) -> str:
-        return f"{self.customer_id} as of {self.as_of}: P(alive) {self.p_alive:.2f}"
+        return f"{self.customer_id} as of {self.as_of}: grade {self.grade or '-'}"

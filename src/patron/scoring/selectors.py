@@ -1,45 +1,99 @@
-"""Reading scores: the small public face other apps use (customer page, API)."""
+"""Reading scores: the small public face other apps use (customer page, API).
+
+Reasons are stored as templates with parameters (``patron.intelligence.explain``) and rendered
+here in the request's language through Django's translation catalogue.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-from patron.scoring.models import CustomerScore
+from django.utils import translation
+
+from patron.intelligence.explain import render
+from patron.scoring.models import CustomerScore, Grade, GradeHistory
 from patron.scoring.rules import segment_label
+from patron.scoring.writeback import snapshot_history
+
+#: The order in which a customer's reasons are shown.
+REASON_ORDER = ("grade", "credit", "churn", "p_alive", "clv_12m", "value", "rfm", "cluster")
+
+
+@dataclass(frozen=True)
+class GradePeriod:
+    grade: str
+    grade_label: str
+    valid_from: date
+    valid_to: date | None
+    policy_version: int
+    reasons: list[str]
 
 
 @dataclass(frozen=True)
 class ScoreView:
     as_of: date
-    p_alive: float
-    expected_orders_90d: float
-    expected_order_value: Decimal
-    clv_12m: Decimal
+    grade: str
+    grade_label: str
+    grade_composite: float | None
+    credit_score: int | None
+    credit_model: str
+    churn_probability: float | None
+    churn_model: str
+    p_alive: float | None
+    expected_orders_90d: float | None
+    expected_order_value: Decimal | None
+    clv_12m: Decimal | None
+    potential_value: Decimal | None
+    word_of_mouth: float | None
     currency: str
     purchase_days: int
-    days_since_last_purchase: int
-    rfm_r: int
-    rfm_f: int
-    rfm_m: int
+    days_since_last_purchase: int | None
+    rfm_r: int | None
+    rfm_f: int | None
+    rfm_m: int | None
     rfm_segment: str
     rfm_segment_label: str
+    cluster: int | None
+    cluster_name: str
     reasons: dict[str, list[str]]
 
 
+def reasons_render(stored: dict[str, Any]) -> dict[str, list[str]]:
+    """Stored reasons in the active language, in the order staff read them."""
+    language = translation.get_language() or "en"
+    names = [n for n in REASON_ORDER if n in stored] + sorted(set(stored) - set(REASON_ORDER))
+    return {
+        name: [
+            render(item, language=language, translate=translation.gettext) for item in stored[name]
+        ]
+        for name in names
+    }
+
+
 def score_of_customer(*, customer_id: int) -> ScoreView | None:
-    """The customer's latest scores, or None before the first scoring run or without purchases.
+    """The customer's latest scores, or None before the first scoring run.
     The caller checks that the user may see the customer."""
     row = CustomerScore.objects.filter(customer_id=customer_id).first()
     if row is None:
         return None
     return ScoreView(
         as_of=row.as_of,
+        grade=row.grade,
+        grade_label=Grade(row.grade).label if row.grade else "",
+        grade_composite=row.grade_composite,
+        credit_score=row.credit_score,
+        credit_model=row.credit_model,
+        churn_probability=row.churn_probability,
+        churn_model=row.churn_model,
         p_alive=row.p_alive,
         expected_orders_90d=row.expected_orders_90d,
         expected_order_value=row.expected_order_value,
         clv_12m=row.clv_12m,
+        potential_value=row.potential_value,
+        word_of_mouth=row.word_of_mouth,
         currency=row.currency,
         purchase_days=row.purchase_days,
         days_since_last_purchase=row.days_since_last_purchase,
@@ -47,6 +101,33 @@ def score_of_customer(*, customer_id: int) -> ScoreView | None:
         rfm_f=row.rfm_f,
         rfm_m=row.rfm_m,
         rfm_segment=row.rfm_segment,
-        rfm_segment_label=segment_label(row.rfm_segment),
-        reasons=dict(row.reasons),
+        rfm_segment_label=segment_label(row.rfm_segment) if row.rfm_segment else "",
+        cluster=row.cluster,
+        cluster_name=row.cluster_name,
+        reasons=reasons_render(dict(row.reasons)),
     )
+
+
+def grade_history_of_customer(*, customer_id: int) -> list[GradePeriod]:
+    """Every grade the customer has held, newest first."""
+    language = translation.get_language() or "en"
+    rows = GradeHistory.objects.filter(customer_id=customer_id).order_by("-valid_from")
+    return [
+        GradePeriod(
+            grade=row.grade,
+            grade_label=Grade(row.grade).label,
+            valid_from=row.valid_from,
+            valid_to=row.valid_to,
+            policy_version=row.policy_version,
+            reasons=[
+                render(item, language=language, translate=translation.gettext)
+                for item in row.reasons
+            ],
+        )
+        for row in rows
+    ]
+
+
+def score_history_of_customer(*, customer_id: int) -> list[dict[str, Any]]:
+    """The customer's scores in every run's lake snapshot, oldest first (for the trend chart)."""
+    return snapshot_history(customer_id)

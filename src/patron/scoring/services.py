@@ -1,203 +1,187 @@
-"""``patron score``: fit the purchase models as of a date and write every customer's scores.
+"""``patron score``: run the intelligence pipeline as of a date and write every customer's
+scores, grades and reasons.
 
-One run is one transaction: the previous scores stay visible until the new ones replace them.
+Grades are official decisions (R-B4): they change at a re-grade (the quarterly job, ``patron
+score --regrade``, or applying a new grade policy). A nightly run scores everyone and gives a
+first grade to customers who have none yet; for the others it reports how many *would* move,
+so the next re-grade surprises nobody. The database write is one transaction: the previous
+scores stay visible until the new ones replace them.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from datetime import date
-from decimal import Decimal
+from datetime import date, datetime
+from datetime import time as clock
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
+import pyarrow as pa
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from patron.errors import ValidationFailed
-from patron.intelligence.models.btyd import BetaGeo, GammaGamma, Summary, compress_rows, rfm_summary
-from patron.intelligence.models.rfm import RFM, rfm
-from patron.scoring.extract import PurchaseLog, purchase_log
-from patron.scoring.models import CustomerScore, ScoreRun
-from patron.scoring.rules import alive_reason, rfm_reason, value_reason
+from patron.intelligence import grading
+from patron.intelligence.explain import N_, Reason
+from patron.intelligence.pipeline import Config, run
+from patron.intelligence.purchases import NotEnoughData
+from patron.scoring.models import ScoreRun
+from patron.scoring.policies import policy_active, policy_parse
+from patron.scoring.sources import load_sources
+from patron.scoring.writeback import (
+    grade_history_apply,
+    open_grades,
+    scores_replace,
+    snapshot_write,
+)
 
 Progress = Callable[[str, int, int | None], None]
-WEEK = 7.0
-CENT = Decimal("0.01")
-MIN_CUSTOMERS = 20  # fewer and the BG/NBD fit is not worth showing anyone
-MIN_REPEAT_CUSTOMERS = 10  # fewer and Gamma-Gamma gives way to observed averages
+STAGES = (
+    "extract",
+    "features",
+    "purchase_models",
+    "credit",
+    "churn",
+    "clusters",
+    "value",
+    "grades",
+)
 
 
-def _last_currency(
-    ids: np.ndarray, days: np.ndarray, currencies: np.ndarray, customers: np.ndarray
-) -> np.ndarray:
-    order = np.lexsort((days, ids))
-    last = np.r_[ids[order][1:] != ids[order][:-1], True]
-    mapping = dict(zip(ids[order][last].tolist(), currencies[order][last].tolist(), strict=True))
-    return np.array([mapping[c] for c in customers.tolist()], dtype=object)
+def cutoff_of(as_of: date) -> datetime:
+    """Midnight at the start of ``as_of`` in the merchant's time zone."""
+    return datetime.combine(as_of, clock.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
 
 
-def score_customers(*, as_of: date, progress: Progress | None = None) -> ScoreRun:
-    """Score every customer who bought before ``as_of``; customers who never bought get no row."""
-    run = ScoreRun.objects.create(as_of=as_of, started_at=timezone.now())
+def pipeline_config() -> Config:
+    return Config(time_zone=settings.TIME_ZONE)
+
+
+def score_customers(
+    *, as_of: date, regrade: bool = False, progress: Progress | None = None
+) -> ScoreRun:
+    """Score every customer known before ``as_of``; with ``regrade`` re-decide every grade."""
+    policy_row = policy_active()
+    policy = policy_parse(policy_row.rules)
+    run_row = ScoreRun.objects.create(
+        as_of=as_of, started_at=timezone.now(), is_regrade=regrade, policy=policy_row
+    )
     seconds: dict[str, float] = {}
 
-    def stage(name: str, started: float) -> None:
-        seconds[name] = round(time.perf_counter() - started, 3)
+    def report(name: str) -> None:
         if progress:
-            progress(name, 1, 1)
+            progress(name, STAGES.index(name) + 1 if name in STAGES else 0, len(STAGES))
 
     try:
         started = time.perf_counter()
-        log = purchase_log()
-        cutoff = np.datetime64(as_of, "D")
-        if len(log) == 0 or not (log.days < cutoff).any():
-            raise ValidationFailed(
-                f"no purchases before {as_of}: import orders first or choose a later --as-of"
+        sources = load_sources()
+        seconds["extract"] = round(time.perf_counter() - started, 3)
+        report("extract")
+        current = open_grades()
+        previous = {customer: grade for customer, (grade, _) in current.items()}
+        try:
+            result = run(
+                sources,
+                cutoff_of(as_of),
+                policy=policy,
+                previous_grades=previous,
+                config=pipeline_config(),
+                progress=report,
             )
-        stage("extract", started)
+        except NotEnoughData as error:
+            raise ValidationFailed(str(error)) from error
+        seconds.update(result.seconds)
 
         started = time.perf_counter()
-        summary = rfm_summary(
-            log.customer_ids, log.days, log.amounts, cutoff=cutoff, unit_days=WEEK
+        scores, to_record, reasons, summary = _official_grades(
+            result.scores, current, regrade=regrade
         )
-        stage("summary", started)
-
-        if len(summary) < MIN_CUSTOMERS:
-            raise ValidationFailed(
-                f"only {len(summary)} customers bought before {as_of}; scoring needs at least {MIN_CUSTOMERS}"
-            )
-        started = time.perf_counter()
-        x, t_x, big_t, weights = compress_rows(summary.frequency, summary.recency, summary.T)
-        bgnbd = BetaGeo().fit(x, t_x, big_t, weights=weights)
-        repeat = summary.frequency > 0
-        gamma = (
-            GammaGamma().fit(summary.frequency[repeat], summary.monetary_value[repeat])
-            if repeat.sum() >= MIN_REPEAT_CUSTOMERS
-            else None
-        )
-        stage("fit", started)
-
-        started = time.perf_counter()
-        p_alive = bgnbd.probability_alive(summary.frequency, summary.recency, summary.T)
-        next_90 = bgnbd.conditional_expected_purchases(
-            90 / WEEK, summary.frequency, summary.recency, summary.T
-        )
-        next_365 = bgnbd.conditional_expected_purchases(
-            365 / WEEK, summary.frequency, summary.recency, summary.T
-        )
-        order_value = _order_values(gamma, summary, log)
-        currencies = _last_currency(log.customer_ids, log.days, log.currencies, summary.customer_id)
-        segments = _rfm(summary, log, cutoff)
-        rows = _score_rows(
-            run, as_of, summary, p_alive, next_90, next_365, order_value, currencies, segments
-        )
-        stage("score", started)
-
-        started = time.perf_counter()
         with transaction.atomic():
-            CustomerScore.objects.all().delete()
-            CustomerScore.objects.bulk_create(rows, batch_size=5000)
-        stage("write", started)
+            scores_replace(run_row, scores)
+            history = grade_history_apply(
+                run=run_row,
+                as_of=as_of,
+                grades=to_record,
+                reasons=reasons,
+                policy_version=policy_row.version,
+            )
+        seconds["write"] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
+        snapshot_write(run_row, scores)
+        seconds["snapshot"] = round(time.perf_counter() - started, 3)
     except BaseException:
-        ScoreRun.objects.filter(pk=run.pk).update(
+        ScoreRun.objects.filter(pk=run_row.pk).update(
             status=ScoreRun.Status.FAILED, finished_at=timezone.now(), seconds=seconds
         )
         raise
-    run.status = ScoreRun.Status.COMPLETED
-    run.finished_at = timezone.now()
-    run.customers = len(rows)
-    run.parameters = {
-        "bgnbd": {**bgnbd.params_, "log_likelihood": bgnbd.log_likelihood_, "period_days": WEEK},
-        "gamma_gamma": dict(gamma.params_) if gamma else None,
+    run_row.status = ScoreRun.Status.COMPLETED
+    run_row.finished_at = timezone.now()
+    run_row.customers = scores.num_rows
+    run_row.parameters = result.parameters
+    run_row.seconds = seconds
+    run_row.summary = {**summary, "history": history, "clusters": result.clusters}
+    run_row.save()
+    return run_row
+
+
+def _official_grades(
+    scores: pa.Table, current: dict[int, tuple[str, date]], *, regrade: bool
+) -> tuple[pa.Table, dict[int, str], dict[int, list[dict[str, Any]]], dict[str, Any]]:
+    """Decide which grades become official and say so in the grade reasons.
+
+    Returns the score table with the official grade, the grades to record in the history,
+    their reasons, and a summary (grade counts, moves made or pending).
+    """
+    ids = scores.column("customer_id").to_pylist()
+    indicated = scores.column("grade").to_pylist()
+    previous = {customer: grade for customer, (grade, _) in current.items()}
+    moves = grading.moves(previous, dict(zip(ids, indicated, strict=True)))
+    reasons_json = scores.column("reasons").to_pylist()
+    official: list[str] = []
+    to_record: dict[int, str] = {}
+    reasons: dict[int, list[dict[str, Any]]] = {}
+    for i, customer in enumerate(ids):
+        held = current.get(customer)
+        if regrade or held is None:
+            official.append(indicated[i])
+            to_record[customer] = indicated[i]
+            reasons[customer] = json.loads(reasons_json[i])["grade"]
+            continue
+        official.append(held[0])
+        if held[0] != indicated[i]:
+            entry = json.loads(reasons_json[i])
+            entry["grade"] = [
+                Reason(
+                    N_(
+                        "grade held since {since} (grades change at the quarterly re-grade); "
+                        "by today's scores it would be {grade}"
+                    ),
+                    {"since": held[1].isoformat(), "grade": indicated[i]},
+                ).to_json(),
+                *entry["grade"],
+            ]
+            reasons_json[i] = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    table = scores.set_column(
+        scores.column_names.index("grade"), "grade", pa.array(official, pa.string())
+    )
+    table = table.set_column(
+        table.column_names.index("reasons"), "reasons", pa.array(reasons_json, pa.string())
+    )
+    counts = {
+        g: int(n) for g, n in zip(*np.unique(np.asarray(official), return_counts=True), strict=True)
     }
-    run.seconds = seconds
-    run.save()
-    return run
+    summary = {
+        "grade_counts": counts,
+        "moves": moves if regrade else None,
+        "pending_moves": None if regrade else moves,
+        "regrade": regrade,
+    }
+    return table, to_record, reasons, summary
 
 
-def _rfm(summary: Summary, log: PurchaseLog, cutoff: np.datetime64) -> RFM:
-    """RFM on calendar days: days since the last purchase (to the cut-off), purchase days, and
-    total spend before the cut-off."""
-    before = log.days < cutoff
-    index = np.searchsorted(summary.customer_id, log.customer_ids[before])
-    spend = np.bincount(index, weights=log.amounts[before], minlength=len(summary))
-    days_since = np.round((summary.T - summary.recency) * WEEK) + 1
-    return rfm(days_since, summary.frequency + 1, spend)
-
-
-def _order_values(gamma: GammaGamma | None, summary: Summary, log: PurchaseLog) -> np.ndarray:
-    """Expected value per order: Gamma-Gamma where it was fitted, else each customer's own
-    average, else the shop's average order value."""
-    shop_mean = float(log.amounts.mean())
-    if gamma is not None:
-        values = gamma.conditional_expected_average_value(summary.frequency, summary.monetary_value)
-    else:
-        values = np.where(summary.frequency > 0, summary.monetary_value, shop_mean)
-    return np.where(np.isfinite(values), values, shop_mean)
-
-
-def _score_rows(
-    run: ScoreRun,
-    as_of: date,
-    s: Summary,
-    p_alive: np.ndarray,
-    next_90: np.ndarray,
-    next_365: np.ndarray,
-    order_value: np.ndarray,
-    currencies: np.ndarray,
-    segments: RFM,
-) -> list[CustomerScore]:
-    rows = []
-    spend = segments.spend
-    for i, customer_id in enumerate(s.customer_id.tolist()):
-        x = int(s.frequency[i])
-        # T runs to the day before the cut-off; count the days up to the cut-off itself.
-        since_last = round(float(s.T[i] - s.recency[i]) * WEEK) + 1
-        gap = float(s.recency[i]) * WEEK / x if x else None
-        value = float(order_value[i])
-        rows.append(
-            CustomerScore(
-                customer_id=customer_id,
-                run=run,
-                as_of=as_of,
-                purchase_days=x + 1,
-                days_since_last_purchase=since_last,
-                p_alive=float(p_alive[i]),
-                expected_orders_90d=float(next_90[i]),
-                expected_order_value=Decimal(value).quantize(CENT),
-                clv_12m=Decimal(float(next_365[i]) * value).quantize(CENT),
-                currency=str(currencies[i]),
-                rfm_r=int(segments.r_score[i]),
-                rfm_f=int(segments.f_score[i]),
-                rfm_m=int(segments.m_score[i]),
-                rfm_segment=str(segments.segment[i]),
-                reasons={
-                    "rfm": [
-                        rfm_reason(
-                            days_since_last=since_last,
-                            purchase_days=x + 1,
-                            spend=float(spend[i]),
-                            currency=str(currencies[i]),
-                            mean_days_since_last=segments.mean_recency_days,
-                            mean_purchase_days=segments.mean_frequency,
-                            mean_spend=segments.mean_monetary,
-                        )
-                    ],
-                    "p_alive": [
-                        alive_reason(
-                            purchase_days=x + 1, days_since_last=since_last, typical_gap_days=gap
-                        )
-                    ],
-                    "clv_12m": [
-                        value_reason(
-                            expected_orders_12m=float(next_365[i]),
-                            order_value=value,
-                            currency=str(currencies[i]),
-                            repeat=x > 0,
-                        )
-                    ],
-                },
-            )
-        )
-    return rows
+def grade_counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{grade} {counts.get(grade, 0):,}" for grade in grading.GRADES)

@@ -18,6 +18,7 @@ from patron.customer import selectors as customer_selectors
 from patron.customer.models import Customer, SourceChannel
 from patron.errors import PatronError
 from patron.ingest.models import ImportBatch
+from patron.web import charts
 from patron.web import selectors as web_selectors
 
 View = Callable[..., HttpResponse]
@@ -100,8 +101,32 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 @patron_page
 def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
     profile = customer_selectors.customer_profile(user=request.user, customer_id=customer_id)
-    return render(
-        request, "web/customers/detail.html", {"profile": profile, "customer": profile.customer}
+    context = {
+        "profile": profile,
+        "customer": profile.customer,
+        "score_chart": _score_history_chart(profile.score_history),
+    }
+    return render(request, "web/customers/detail.html", context)
+
+
+def _score_history_chart(history: tuple[dict[str, Any], ...]) -> dict[str, Any] | None:
+    """Credit score (left axis) and churn probability / P(alive) in % (right axis) per run."""
+    if len(history) < 2:
+        return None
+    days = [row["as_of"] for row in history]
+
+    def percent(name: str) -> list[float | None]:
+        return [None if row[name] is None else round(100 * row[name], 1) for row in history]
+
+    return charts.line(
+        days,
+        [(_("Credit score"), [row["credit_score"] for row in history])],
+        y_name=_("Credit score"),
+        right=[
+            (_("Churn risk %"), percent("churn_probability")),
+            (_("Still active %"), percent("p_alive")),
+        ],
+        right_name="%",
     )
 
 

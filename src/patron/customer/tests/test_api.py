@@ -141,6 +141,7 @@ def test_profile_has_every_section(customer_file: CustomerFile, lake: Path) -> N
         "consents",
         "customer",
         "events",
+        "grade_history",
         "is_pii_visible",
         "may_view_audit",
         "may_view_commerce",
@@ -363,6 +364,8 @@ def test_me_for_an_administrator(db: None) -> None:
         "customer.view_customer",
         "ingest.add_importbatch",
         "ingest.view_importbatch",
+        "scoring.change_gradepolicy",
+        "scoring.view_scorerun",
         "service.view_ticket",
     ]
 

@@ -723,10 +723,22 @@ class BetaGeo:
         numerator parameters stay small and fixed, so it converges quickly for any ``x``.
         """
         r, _, a, b = self._params()
-        return np.asarray(
-            (1.0 - z) ** (a - 1.0) * special.hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z),
-            dtype=np.float64,
-        )
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            value = np.asarray(
+                (1.0 - z) ** (a - 1.0)
+                * special.hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z),
+                dtype=np.float64,
+            )
+        broken = ~np.isfinite(value)
+        if broken.any():
+            # a and b so large (dropout nearly fixed at a/(a+b)) that the power underflows
+            # while the 2F1 overflows. Then 2F1(r+x, b+x; a+b+x-1; z) -> (1 - q z)^-(r+x)
+            # with q = (b+x)/(a+b+x-1): the leading term as b and c grow with b/c fixed.
+            zz, xx = np.broadcast_arrays(z, x)
+            q = (b + xx) / (a + b + xx - 1.0)
+            limit = np.exp((r + xx) * (np.log1p(-zz) - np.log1p(-q * zz)))
+            value = np.where(broken, limit, value)
+        return value
 
     def probability_alive(
         self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike

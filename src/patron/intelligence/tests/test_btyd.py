@@ -497,3 +497,33 @@ def test_rfm_summary_unmerged_sub_day_times_sorted_equals_shuffled(
     for field in ("customer_id", "frequency", "recency", "T", "monetary_value"):
         np.testing.assert_array_equal(getattr(fast, field), getattr(general, field), field)
     assert int(fast.frequency.sum() + len(fast)) == int(np.sum(times < np.datetime64("2024-04-01")))
+
+
+def test_expected_purchases_stay_finite_when_dropout_is_nearly_fixed() -> None:
+    # given: a fit at the edge of the parameter space (a, b in the millions, a/(a+b) = 0.44),
+    # where (1-z)^(a-1) underflows and the 2F1 overflows
+    model = BetaGeo()
+    model.params_ = {"r": 0.27, "alpha": 0.06, "a": 3.5e6, "b": 4.4e6}
+    x = np.array([0.0, 1.0, 5.0, 40.0])
+    t_x = np.array([0.0, 10.0, 50.0, 100.0])
+    big_t = np.array([100.0, 100.0, 100.0, 104.0])
+    # when
+    short = model.conditional_expected_purchases(13.0, x, t_x, big_t)
+    long = model.conditional_expected_purchases(52.0, x, t_x, big_t)
+    # then
+    assert np.isfinite(short).all() and np.isfinite(long).all()
+    assert (short >= 0).all() and (long >= short).all()
+
+
+def test_the_large_parameter_limit_agrees_with_the_exact_value_where_both_exist() -> None:
+    # given: large but still computable a, b
+    exact = BetaGeo()
+    exact.params_ = {"r": 0.8, "alpha": 5.0, "a": 400.0, "b": 600.0}
+    z = np.array([0.1, 0.4, 0.7])
+    x = np.array([0.0, 3.0, 10.0])
+    # when
+    direct = exact._discounted_hyp(z, x)
+    q = (600.0 + x) / (400.0 + 600.0 + x - 1.0)
+    limit = np.exp((0.8 + x) * (np.log1p(-z) - np.log1p(-q * z)))
+    # then
+    assert np.allclose(direct, limit, rtol=1e-2, atol=1e-4)

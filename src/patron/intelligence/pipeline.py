@@ -1,0 +1,396 @@
+"""The whole scoring pipeline as of a cut-off: sources in, one score row per customer out.
+
+Stages (DESIGN §4): features → purchase models (BG/NBD, Gamma-Gamma, RFM) → credit (LightGBM
+or the fallback scorecard) → churn (LightGBM or BG/NBD, whichever back-tests better) → value
+→ clusters → grades. Pure library: the caller extracts the sources and writes the result back.
+
+The supervised models learn from the past: features as of ``cutoff - horizon`` and what
+happened in ``[cutoff - horizon, cutoff)`` (bad outcomes for credit, no purchase for churn);
+they are then applied to the features as of ``cutoff``. Nothing at or after the cut-off is
+read, so any past date can be scored and back-tested.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from patron.intelligence import grading
+from patron.intelligence.explain import N_, Reason
+from patron.intelligence.features import FEATURES, customer_features
+from patron.intelligence.labels import bad_outcomes, bought_before, churned
+from patron.intelligence.models.churn import ChurnModel, compare_churn
+from patron.intelligence.models.clusters import CustomerClusters
+from patron.intelligence.models.credit import Reason as Contribution
+from patron.intelligence.models.credit import Scorecard, fit_credit
+from patron.intelligence.purchases import (
+    PurchaseModels,
+    fit_purchase_models,
+    local_day,
+    purchase_log,
+)
+from patron.intelligence.sources import Sources
+from patron.intelligence.value import customer_value
+
+Progress = Callable[[str], None]
+
+#: Features the supervised models and clusters never see: identifiers and raw attributes that
+#: would only let a model memorise customers.
+NOT_MODEL_INPUTS = ("customer_id",)
+
+
+@dataclass(frozen=True)
+class Config:
+    time_zone: str = "Asia/Shanghai"
+    horizon_days: int = 180
+    num_threads: int = 1
+    seed: int = 0
+    min_churn_positives: int = 30
+
+
+@dataclass
+class Result:
+    scores: pa.Table  # one row per customer; reasons as a list of dicts per score name
+    parameters: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _align(table: pa.Table, ids: np.ndarray, key: str = "customer_id") -> pa.Table:
+    """``table``'s rows in the order of ``ids`` (missing ids get nulls)."""
+    index = pc.index_in(pa.array(ids, pa.int64()), value_set=table.column(key))
+    return table.take(index)
+
+
+def known_before(sources: Sources, cutoff: datetime) -> Sources:
+    """Only customers who had registered before the cut-off (or whose registration date is
+    unknown): a back-dated run must not score people who did not exist yet."""
+    registered = sources.customers.column("registered_at")
+    instant = pa.scalar(cutoff, pa.timestamp("us", tz="UTC"))
+    keep = pc.or_kleene(pc.is_null(registered), pc.less(registered, instant))
+    customers = sources.customers.filter(pc.fill_null(keep, True))
+    return replace(sources, customers=customers)
+
+
+def _matrix(features: pa.Table) -> pa.Table:
+    return features.drop_columns([c for c in NOT_MODEL_INPUTS if c in features.column_names])
+
+
+def run(
+    sources: Sources,
+    cutoff: datetime,
+    *,
+    policy: grading.GradePolicy,
+    previous_grades: Mapping[int, str] | None = None,
+    config: Config = Config(),
+    progress: Progress | None = None,
+) -> Result:
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 3)
+        clock = now
+        if progress:
+            progress(name)
+
+    past = cutoff - timedelta(days=config.horizon_days)
+    sources = known_before(sources, cutoff)
+    features = customer_features(sources, cutoff)
+    past_features = customer_features(sources, past)
+    stage("features")
+
+    log = purchase_log(sources.orders, time_zone=config.time_zone)
+    purchases = fit_purchase_models(log, local_day(cutoff, config.time_zone))
+    stage("purchase_models")
+
+    ids = features.column("customer_id").to_numpy()
+    buyers = _align(purchases.table, ids)
+    medians = _medians(features)
+    credit = credit_stage(sources, features, past_features, past, cutoff, medians, config)
+    stage("credit")
+    churn = churn_stage(
+        sources, features, past_features, past, cutoff, buyers, log, medians, config
+    )
+    stage("churn")
+
+    scored = _assemble(features, buyers, credit, churn)
+    clusters = CustomerClusters(random_state=config.seed).fit(scored)
+    names = clusters.names()
+    scored = scored.append_column("cluster", pa.array(clusters.labels_, pa.int64()))
+    scored = scored.append_column(
+        "cluster_name", pa.array([names[int(c)] for c in clusters.labels_], pa.string())
+    )
+    stage("clusters")
+
+    value = customer_value(scored)
+    for name in ("potential_value", "word_of_mouth"):
+        scored = scored.append_column(name, value.column(name))
+    stage("value")
+
+    grades = grading.grade(scored, policy, previous=previous_grades)
+    scored = scored.append_column("grade", pa.array(grades.grade.astype(object), pa.string()))
+    scored = scored.append_column("grade_composite", pa.array(grades.composite, pa.float64()))
+    reasons = _reasons(ids, purchases, credit, churn, grades, value)
+    scored = scored.append_column("reasons", pa.array(reasons, pa.string()))
+    stage("grades")
+
+    return Result(
+        scores=scored,
+        parameters={
+            **purchases.parameters,
+            "credit": credit.info,
+            "churn": churn.info,
+            "clusters": clusters.summary(),
+            "grade_policy": policy.to_dict(),
+            "grade_counts": grades.counts(),
+        },
+        seconds=seconds,
+        clusters=[profile.to_dict() for profile in clusters.profiles_],
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Supervised stages
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scored:
+    """A supervised model's output for every customer of the feature table (in its order)."""
+
+    model: str  # lightgbm | scorecard | bgnbd
+    probability: np.ndarray  # NaN where the model does not apply
+    score: np.ndarray | None
+    reasons: list[list[Reason]]
+    info: dict[str, Any]
+
+
+def _ids(table: pa.Table) -> np.ndarray:
+    return table.column("customer_id").to_numpy()
+
+
+def _bought(features: pa.Table) -> np.ndarray:
+    return np.nan_to_num(features.column("orders").to_numpy(zero_copy_only=False)) > 0
+
+
+def credit_stage(
+    sources: Sources,
+    features: pa.Table,
+    past_features: pa.Table,
+    past: datetime,
+    cutoff: datetime,
+    medians: Mapping[str, float],
+    config: Config,
+) -> Scored:
+    """Learn bad outcomes in ``[past, cutoff)`` from the features at ``past`` (customers who
+    had bought by then), then score everyone at ``cutoff``."""
+    labels = bad_outcomes(sources, past, cutoff)
+    known = _bought(past_features)
+    train = past_features.filter(pa.array(known))
+    bad = _align(labels, _ids(train)).column("bad").to_numpy(zero_copy_only=False)
+    y = np.asarray([bool(b) for b in bad], dtype=bool) if bad.dtype == object else bad
+    model = fit_credit(_matrix(train), y, num_threads=config.num_threads, seed=config.seed)
+    explanation = model.explain(_matrix(features), top=3)
+    name = "scorecard" if isinstance(model, Scorecard) else "lightgbm"
+    reasons = [
+        [
+            _feature_reason(r, medians, CREDIT_REASON)
+            for r in row
+            if abs(r.points) >= MIN_CREDIT_POINTS
+        ]
+        for row in explanation.reasons
+    ]
+    info = {
+        "model": name,
+        "train_rows": len(y),
+        "train_bad": int(y.sum()),
+        "label_window": [past.isoformat(), cutoff.isoformat()],
+        **_jsonable(model.info_),
+    }
+    assert explanation.score is not None
+    return Scored(name, explanation.probability, explanation.score, reasons, info)
+
+
+def churn_stage(
+    sources: Sources,
+    features: pa.Table,
+    past_features: pa.Table,
+    past: datetime,
+    cutoff: datetime,
+    buyers: pa.Table,
+    log: Any,
+    medians: Mapping[str, float],
+    config: Config,
+) -> Scored:
+    """LightGBM on the features, or BG/NBD's 1 − P(alive): whichever predicts better who
+    bought nothing in ``[past, cutoff)``, judged on a random quarter of the customers the
+    LightGBM model did not learn from. Only buyers get a churn probability."""
+    ids = _ids(past_features)
+    population = bought_before(sources, past, ids)
+    y_all = churned(sources, past, cutoff, ids[population])
+    p_alive_now = buyers.column("p_alive").to_numpy(zero_copy_only=False).astype(np.float64)
+    btyd_reasons: list[list[Reason]] = [[] for _ in range(features.num_rows)]
+    info: dict[str, Any] = {"population": int(population.sum()), "churned": int(y_all.sum())}
+    fallback = Scored("bgnbd", 1.0 - p_alive_now, None, btyd_reasons, {**info, "model": "bgnbd"})
+    positives, negatives = int(y_all.sum()), int((~y_all).sum())
+    if min(positives, negatives) < config.min_churn_positives:
+        fallback.info["why"] = "too few customers churned or stayed to learn from"
+        return fallback
+    try:
+        past_models = fit_purchase_models(log, local_day(past, config.time_zone))
+    except ValueError:
+        fallback.info["why"] = "too little history before the label window"
+        return fallback
+    rng = np.random.default_rng(config.seed)
+    test = rng.random(len(y_all)) < 0.25
+    X = _matrix(past_features.filter(pa.array(population)))
+    model = ChurnModel(num_threads=config.num_threads, seed=config.seed)
+    try:
+        model.fit(X.filter(pa.array(~test)), y_all[~test])
+    except ValueError as error:
+        fallback.info["why"] = str(error)
+        return fallback
+    past_alive = _align(past_models.table, ids[population]).column("p_alive")
+    p_alive_past = np.nan_to_num(past_alive.to_numpy(zero_copy_only=False).astype(float), nan=1.0)
+    comparison = compare_churn(
+        y_all[test], model.probability(X.filter(pa.array(test))), p_alive_past[test]
+    )
+    info.update({"comparison": _jsonable(comparison), "lightgbm": _jsonable(model.info_)})
+    if comparison["better"] != "lightgbm":
+        return Scored("bgnbd", 1.0 - p_alive_now, None, btyd_reasons, {**info, "model": "bgnbd"})
+    explanation = model.explain(_matrix(features), top=3)
+    bought = np.isfinite(p_alive_now)
+    probability = np.where(bought, explanation.probability, np.nan)
+    reasons = [
+        [
+            _feature_reason(r, medians, CHURN_REASON)
+            for r in row
+            if abs(r.points) >= MIN_CHURN_LOG_ODDS
+        ]
+        if bought[i]
+        else []
+        for i, row in enumerate(explanation.reasons)
+    ]
+    return Scored("lightgbm", probability, None, reasons, {**info, "model": "lightgbm"})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------
+# Assembly and reasons
+# --------------------------------------------------------------------------------------
+
+
+def _assemble(features: pa.Table, buyers: pa.Table, credit: Scored, churn: Scored) -> pa.Table:
+    """Features, purchase-model columns and the supervised scores, one row per customer."""
+    table = features
+    for name in buyers.column_names:
+        if name == "customer_id":
+            continue
+        column = buyers.column(name)
+        if name == "purchase_days":  # the model's count (merchant's days) replaces the feature's
+            column = pc.fill_null(column, 0)
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, column)
+        else:
+            table = table.append_column(name, column)
+    table = table.append_column("credit_score", pa.array(credit.score, pa.int64()))
+    table = table.append_column("credit_model", pa.array([credit.model] * table.num_rows))
+    probability = np.asarray(churn.probability, dtype=np.float64)
+    table = table.append_column(
+        "churn_probability", pa.array(probability, pa.float64(), mask=~np.isfinite(probability))
+    )
+    churn_model = np.where(np.isfinite(probability), churn.model, "")
+    table = table.append_column("churn_model", pa.array(churn_model.astype(object), pa.string()))
+    return table
+
+
+#: Contributions smaller than these are noise, not reasons worth showing anyone.
+MIN_CREDIT_POINTS = 5.0
+MIN_CHURN_LOG_ODDS = 0.1
+CREDIT_REASON = N_("{feature} {value} (shop median {median}): {points:+.0f} points")
+CHURN_REASON = N_("{feature} {value} (shop median {median}) raises the risk of churning")
+LANGUAGES = ("en", "zh-hans")
+
+
+def _medians(features: pa.Table) -> dict[str, float]:
+    medians = {}
+    for name in features.column_names:
+        if name in NOT_MODEL_INPUTS:
+            continue
+        values = features.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        finite = values[np.isfinite(values)]
+        medians[name] = float(np.median(finite)) if finite.size else float("nan")
+    return medians
+
+
+def _feature_reason(
+    contribution: Contribution, medians: Mapping[str, float], template: str
+) -> Reason:
+    """ "return rate 38 % (shop median 9 %): −41 points", in each language."""
+    info = FEATURES.get(contribution.feature)
+    median = medians.get(contribution.feature)
+    if info is None:
+        label = {lang: contribution.feature for lang in LANGUAGES}
+        value = {lang: f"{contribution.value}" for lang in LANGUAGES}
+        middle = {lang: f"{median}" for lang in LANGUAGES}
+    else:
+        label = {"en": info.label_en, "zh-hans": info.label_zh}
+        value = {lang: info.format(contribution.value, language=lang) for lang in LANGUAGES}
+        middle = {lang: info.format(median, language=lang) for lang in LANGUAGES}
+    return Reason(
+        template,
+        {"feature": label, "value": value, "median": middle, "points": contribution.points},
+    )
+
+
+def _plain(sentences: Any) -> list[dict[str, Any]]:
+    """Sentences written in English only (grades, clusters, value) as reasons."""
+    return [{"template": str(s), "params": {}, "text": str(s)} for s in sentences or []]
+
+
+def _reasons(
+    ids: np.ndarray,
+    purchases: PurchaseModels,
+    credit: Scored,
+    churn: Scored,
+    grades: grading.Grades,
+    value: pa.Table,
+) -> list[str]:
+    """Per customer, JSON: score name -> reasons (see ``patron.intelligence.explain``)."""
+    position = {int(c): i for i, c in enumerate(purchases.table.column("customer_id").to_pylist())}
+    value_reasons = value.column("value_reasons").to_pylist()
+    out = []
+    for i, customer in enumerate(ids.tolist()):
+        bought = purchases.reasons[position[customer]] if customer in position else {}
+        entry: dict[str, list[dict[str, Any]]] = {"grade": _plain(grades.reasons[i])}
+        entry["credit"] = [r.to_json() for r in credit.reasons[i]] or [
+            Reason(N_("nothing in the history lowers the score")).to_json()
+        ]
+        if churn.model == "lightgbm" and churn.reasons[i]:
+            entry["churn"] = [r.to_json() for r in churn.reasons[i]]
+        entry.update(bought)
+        entry["value"] = _plain(value_reasons[i])
+        out.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+    return out

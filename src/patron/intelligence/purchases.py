@@ -1,0 +1,273 @@
+"""The purchase models' stage of the pipeline: BG/NBD + Gamma-Gamma + RFM for every buyer.
+
+Purchases are orders that were paid (or got further) and not cancelled before the cut-off;
+calendar days are the merchant's (``time_zone``), so a purchase at 01:00 in Shanghai counts on
+that Shanghai day. Time unit for BG/NBD: weeks, as in the CDNOW analyses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from patron.intelligence.explain import N_, Reason
+from patron.intelligence.models.btyd import BetaGeo, GammaGamma, Summary, compress_rows, rfm_summary
+from patron.intelligence.models.rfm import RFM, rfm
+
+PURCHASE_STATUSES = ("paid", "shipped", "delivered", "completed", "returned")
+WEEK = 7.0
+MIN_CUSTOMERS = 20  # fewer and the BG/NBD fit is not worth showing anyone
+MIN_REPEAT_CUSTOMERS = 10  # fewer and Gamma-Gamma gives way to observed averages
+
+
+class NotEnoughData(ValueError):
+    """Too few purchases to fit the purchase models; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class PurchaseLog:
+    """Purchases as arrays: customer, the merchant's calendar day, value, currency."""
+
+    customer_ids: np.ndarray
+    days: np.ndarray  # datetime64[D]
+    amounts: np.ndarray
+    currencies: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+
+def purchase_log(orders: pa.Table, *, time_zone: str) -> PurchaseLog:
+    """Purchases from an ``orders`` table of the sources contract (any date; cut later)."""
+    bought = orders.filter(pc.is_in(orders.column("status"), pa.array(PURCHASE_STATUSES)))
+    placed = pc.cast(bought.column("placed_at"), pa.timestamp("us", tz="UTC"))
+    local = pc.local_timestamp(pc.cast(placed, pa.timestamp("us", tz=time_zone)))
+    days = pc.cast(local, pa.timestamp("us")).to_numpy().astype("datetime64[D]")
+    return PurchaseLog(
+        customer_ids=bought.column("customer_id").to_numpy(),
+        days=days,
+        amounts=pc.cast(bought.column("total_amount"), pa.float64()).to_numpy(),
+        currencies=np.asarray(bought.column("currency").to_pylist(), dtype=object),
+    )
+
+
+def local_day(cutoff: datetime, time_zone: str) -> np.datetime64:
+    """The merchant's calendar day on which ``cutoff`` (an aware datetime) falls."""
+    from zoneinfo import ZoneInfo
+
+    return np.datetime64(cutoff.astimezone(ZoneInfo(time_zone)).date(), "D")
+
+
+@dataclass
+class PurchaseModels:
+    summary: Summary
+    bgnbd: BetaGeo
+    gamma: GammaGamma | None
+    segments: RFM
+    table: pa.Table  # one row per buyer: the purchase-model columns of the score table
+    reasons: list[dict[str, list[dict[str, Any]]]]  # per buyer, in the table's order
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "bgnbd": {
+                **self.bgnbd.params_,
+                "log_likelihood": self.bgnbd.log_likelihood_,
+                "period_days": WEEK,
+            },
+            "gamma_gamma": dict(self.gamma.params_) if self.gamma else None,
+        }
+
+
+def fit_purchase_models(log: PurchaseLog, cutoff_day: np.datetime64) -> PurchaseModels:
+    """Fit BG/NBD and Gamma-Gamma on purchases before ``cutoff_day`` and score every buyer."""
+    if len(log) == 0 or not (log.days < cutoff_day).any():
+        raise NotEnoughData(
+            f"no purchases before {cutoff_day}: import orders first or choose a later --as-of"
+        )
+    summary = rfm_summary(
+        log.customer_ids, log.days, log.amounts, cutoff=cutoff_day, unit_days=WEEK
+    )
+    if len(summary) < MIN_CUSTOMERS:
+        raise NotEnoughData(
+            f"only {len(summary)} customers bought before {cutoff_day}; "
+            f"scoring needs at least {MIN_CUSTOMERS}"
+        )
+    x, t_x, big_t, weights = compress_rows(summary.frequency, summary.recency, summary.T)
+    bgnbd = BetaGeo().fit(x, t_x, big_t, weights=weights)
+    repeat = summary.frequency > 0
+    gamma = (
+        GammaGamma().fit(summary.frequency[repeat], summary.monetary_value[repeat])
+        if repeat.sum() >= MIN_REPEAT_CUSTOMERS
+        else None
+    )
+    before = log.days < cutoff_day
+    index = np.searchsorted(summary.customer_id, log.customer_ids[before])
+    spend = np.bincount(index, weights=log.amounts[before], minlength=len(summary))
+    days_since = np.round((summary.T - summary.recency) * WEEK) + 1
+    segments = rfm(days_since, summary.frequency + 1, spend)
+    table, reasons = _buyer_table(summary, bgnbd, gamma, segments, log, cutoff_day)
+    return PurchaseModels(summary, bgnbd, gamma, segments, table, reasons)
+
+
+def _last_currency(log: PurchaseLog, cutoff_day: np.datetime64, customers: np.ndarray) -> list[str]:
+    before = log.days < cutoff_day
+    ids, days, currencies = log.customer_ids[before], log.days[before], log.currencies[before]
+    order = np.lexsort((days, ids))
+    last = np.r_[ids[order][1:] != ids[order][:-1], True]
+    mapping = dict(zip(ids[order][last].tolist(), currencies[order][last].tolist(), strict=True))
+    return [str(mapping[c]) for c in customers.tolist()]
+
+
+def _order_values(gamma: GammaGamma | None, s: Summary, log: PurchaseLog) -> np.ndarray:
+    """Expected value per order: Gamma-Gamma where it was fitted, else each customer's own
+    average, else the shop's average order value."""
+    shop_mean = float(log.amounts.mean())
+    if gamma is not None:
+        values = gamma.conditional_expected_average_value(s.frequency, s.monetary_value)
+    else:
+        values = np.where(s.frequency > 0, s.monetary_value, shop_mean)
+    return np.where(np.isfinite(values), values, shop_mean)
+
+
+def _buyer_table(
+    s: Summary,
+    bgnbd: BetaGeo,
+    gamma: GammaGamma | None,
+    segments: RFM,
+    log: PurchaseLog,
+    cutoff_day: np.datetime64,
+) -> tuple[pa.Table, list[dict[str, list[dict[str, Any]]]]]:
+    p_alive = bgnbd.probability_alive(s.frequency, s.recency, s.T)
+    next_90 = bgnbd.conditional_expected_purchases(90 / WEEK, s.frequency, s.recency, s.T)
+    next_365 = bgnbd.conditional_expected_purchases(365 / WEEK, s.frequency, s.recency, s.T)
+    order_value = _order_values(gamma, s, log)
+    currencies = _last_currency(log, cutoff_day, s.customer_id)
+    # T runs to the day before the cut-off; count the days up to the cut-off itself.
+    since_last = np.round((s.T - s.recency) * WEEK).astype(np.int64) + 1
+    purchase_days = s.frequency.astype(np.int64) + 1
+    reasons = [
+        {
+            "rfm": [
+                rfm_reason(
+                    days_since_last=int(since_last[i]),
+                    purchase_days=int(purchase_days[i]),
+                    spend=float(segments.spend[i]),
+                    currency=currencies[i],
+                    segments=segments,
+                ).to_json()
+            ],
+            "p_alive": [
+                alive_reason(
+                    purchase_days=int(purchase_days[i]),
+                    days_since_last=int(since_last[i]),
+                    typical_gap_days=(
+                        float(s.recency[i]) * WEEK / float(s.frequency[i])
+                        if s.frequency[i]
+                        else None
+                    ),
+                ).to_json()
+            ],
+            "clv_12m": [
+                value_reason(
+                    expected_orders_12m=float(next_365[i]),
+                    order_value=float(order_value[i]),
+                    currency=currencies[i],
+                    repeat=bool(s.frequency[i] > 0),
+                ).to_json()
+            ],
+        }
+        for i in range(len(s))
+    ]
+    table = pa.table(
+        {
+            "customer_id": pa.array(s.customer_id, pa.int64()),
+            "purchase_days": pa.array(purchase_days),
+            "days_since_last_purchase": pa.array(since_last),
+            "p_alive": pa.array(p_alive, pa.float64()),
+            "expected_orders_90d": pa.array(next_90, pa.float64()),
+            "expected_orders_365d": pa.array(next_365, pa.float64()),
+            "expected_order_value": pa.array(order_value, pa.float64()),
+            "clv_12m": pa.array(next_365 * order_value, pa.float64()),
+            "currency": pa.array(currencies, pa.string()),
+            "rfm_r": pa.array(segments.r_score),
+            "rfm_f": pa.array(segments.f_score),
+            "rfm_m": pa.array(segments.m_score),
+            "rfm_segment": pa.array(segments.segment.astype(object), pa.string()),
+        }
+    )
+    return table, reasons
+
+
+# --------------------------------------------------------------------------------------
+# Reasons
+# --------------------------------------------------------------------------------------
+
+
+def alive_reason(
+    *, purchase_days: int, days_since_last: int, typical_gap_days: float | None
+) -> Reason:
+    if purchase_days == 1:
+        return Reason(
+            N_("bought once, {days} days ago; one purchase says little about what comes next"),
+            {"days": days_since_last},
+        )
+    if typical_gap_days:
+        return Reason(
+            N_(
+                "bought on {purchase_days} different days, about every {gap:.0f} days; "
+                "the last purchase was {days} days ago"
+            ),
+            {"purchase_days": purchase_days, "gap": typical_gap_days, "days": days_since_last},
+        )
+    return Reason(
+        N_("bought on {purchase_days} different days; the last purchase was {days} days ago"),
+        {"purchase_days": purchase_days, "days": days_since_last},
+    )
+
+
+def value_reason(
+    *, expected_orders_12m: float, order_value: float, currency: str, repeat: bool
+) -> Reason:
+    params = {"orders": expected_orders_12m, "value": order_value, "currency": currency}
+    if repeat:
+        return Reason(
+            N_(
+                "{orders:.1f} expected orders in the next 12 months × {value:,.2f} {currency} "
+                "expected per order (from their own repeat orders)"
+            ),
+            params,
+        )
+    return Reason(
+        N_(
+            "{orders:.1f} expected orders in the next 12 months × {value:,.2f} {currency} "
+            "expected per order (from the shop's typical customer: no repeat order yet)"
+        ),
+        params,
+    )
+
+
+def rfm_reason(
+    *, days_since_last: int, purchase_days: int, spend: float, currency: str, segments: RFM
+) -> Reason:
+    return Reason(
+        N_(
+            "last purchase {days} days ago (shop average {mean_days:.0f}); "
+            "bought on {purchase_days} days (average {mean_purchase_days:.1f}); "
+            "spent {spend:,.2f} {currency} (average {mean_spend:,.2f})"
+        ),
+        {
+            "days": days_since_last,
+            "mean_days": segments.mean_recency_days,
+            "purchase_days": purchase_days,
+            "mean_purchase_days": segments.mean_frequency,
+            "spend": spend,
+            "currency": currency,
+            "mean_spend": segments.mean_monetary,
+        },
+    )

@@ -1,0 +1,144 @@
+"""The whole pipeline as a library: one row per customer, deterministic, and blind to anything
+at or after the cut-off."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from patron.intelligence import grading
+from patron.intelligence.explain import render
+from patron.intelligence.pipeline import Config, run
+from patron.intelligence.sources import Sources, conform, empty
+
+CUTOFF = datetime(2026, 1, 1, tzinfo=UTC)
+UTC_US = pa.timestamp("us", tz="UTC")
+HOUR = 3_600_000_000
+
+
+def _sources(customers: int = 400, seed: int = 3) -> Sources:
+    """Customers buying at their own rate over two years; a few with chargebacks and returns."""
+    rng = np.random.default_rng(seed)
+    start = int((CUTOFF - timedelta(days=730)).timestamp() * 1e6)
+    end = int((CUTOFF + timedelta(days=60)).timestamp() * 1e6)  # some rows after the cut-off
+    counts = rng.poisson(rng.gamma(1.5, 3.0, customers)) + 1
+    ids = np.repeat(np.arange(customers), counts)
+    placed = np.sort(rng.integers(start, end, len(ids)))
+    order = np.argsort(ids, kind="stable")
+    ids, placed = ids[order], placed[order]
+    n = len(ids)
+    order_id = np.arange(1, n + 1)
+    amount = np.round(rng.gamma(3.0, 60.0, n), 2)
+    risky = np.isin(ids, rng.choice(customers, customers // 10, replace=False))
+    orders = pa.table(
+        {
+            "order_id": order_id,
+            "customer_id": ids,
+            "status": np.full(n, "completed"),
+            "placed_at": pa.array(placed, UTC_US),
+            "paid_at": pa.array(placed + HOUR, UTC_US),
+            "shipped_at": pa.array(placed + 10 * HOUR, UTC_US),
+            "delivered_at": pa.array(placed + 50 * HOUR, UTC_US),
+            "cancelled_at": pa.nulls(n, UTC_US),
+            "total_amount": amount,
+            "discount_amount": np.zeros(n),
+            "coupon_code": np.full(n, ""),
+            "currency": np.full(n, "CNY"),
+        }
+    )
+    bad = risky & (rng.random(n) < 0.4)
+    payments = pa.table(
+        {
+            "payment_id": order_id,
+            "order_id": order_id,
+            "customer_id": ids,
+            "method": np.where(bad, "pay_later", "alipay"),
+            "status": np.where(bad, "chargeback", "succeeded"),
+            "amount": amount,
+            "at": pa.array(placed + HOUR, UTC_US),
+        }
+    )
+    customers_table = pa.table(
+        {
+            "customer_id": np.arange(customers),
+            "source": np.full(customers, "t"),
+            "external_id": np.arange(customers).astype(str),
+            "kind": np.full(customers, "individual"),
+            "registered_at": pa.array(np.full(customers, start - 24 * HOUR), UTC_US),
+            "province": np.full(customers, "上海"),
+            "registration_channel": np.full(customers, "app"),
+            "company_size": np.full(customers, ""),
+        }
+    )
+    return Sources(
+        customers=conform("customers", customers_table),
+        orders=conform("orders", orders),
+        payments=conform("payments", payments),
+        returns=empty("returns"),
+        reviews=empty("reviews"),
+        tickets=empty("tickets"),
+    )
+
+
+def _before(sources: Sources, cutoff: datetime) -> Sources:
+    instant = pa.scalar(cutoff, UTC_US)
+    return Sources(
+        customers=sources.customers,
+        orders=sources.orders.filter(pc.less(sources.orders.column("placed_at"), instant)),
+        payments=sources.payments.filter(pc.less(sources.payments.column("at"), instant)),
+        returns=sources.returns,
+        reviews=sources.reviews,
+        tickets=sources.tickets,
+    )
+
+
+POLICY = grading.GradePolicy.from_dict(grading.DEFAULT_POLICY)
+
+
+@pytest.fixture(scope="module")
+def scored() -> pa.Table:
+    return run(_sources(), CUTOFF, policy=POLICY, config=Config(time_zone="UTC")).scores
+
+
+def test_every_customer_gets_one_row_with_scores_and_reasons(scored: pa.Table) -> None:
+    # then
+    assert scored.column("customer_id").to_pylist() == list(range(400))
+    credit = scored.column("credit_score").to_numpy()
+    assert credit.min() >= 350 and credit.max() <= 950
+    assert set(scored.column("grade").to_pylist()) <= {"core", "potential", "ordinary"}
+    reasons = json.loads(scored.column("reasons")[0].as_py())
+    assert {"grade", "credit", "p_alive", "clv_12m", "rfm", "value"} <= set(reasons)
+    sentence = render(reasons["p_alive"][0])
+    assert sentence == reasons["p_alive"][0]["text"]
+
+
+def test_nothing_at_or_after_the_cut_off_changes_the_scores(scored: pa.Table) -> None:
+    # given: the same sources without anything at or after the cut-off
+    trimmed = _before(_sources(), CUTOFF)
+    # when
+    again = run(trimmed, CUTOFF, policy=POLICY, config=Config(time_zone="UTC")).scores
+    # then
+    assert again.equals(scored)
+
+
+def test_customers_with_chargebacks_score_lower() -> None:
+    # given
+    sources = _sources()
+    scores = run(sources, CUTOFF, policy=POLICY, config=Config(time_zone="UTC")).scores
+    payments = sources.payments.filter(
+        pc.and_(
+            pc.equal(sources.payments.column("status"), "chargeback"),
+            pc.less(sources.payments.column("at"), pa.scalar(CUTOFF, UTC_US)),
+        )
+    )
+    charged = np.isin(
+        scores.column("customer_id").to_numpy(), payments.column("customer_id").to_numpy()
+    )
+    credit = scores.column("credit_score").to_numpy().astype(float)
+    # then
+    assert credit[charged].mean() < credit[~charged].mean() - 100

@@ -1,0 +1,199 @@
+"""Writing a scoring run's results: the latest scores (OLTP), grade history, lake snapshots.
+
+Everything goes in as Arrow columns through ``patron.ingest.bulk`` (COPY on PostgreSQL), never
+one ORM object per customer: a million customers must be written in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from django.conf import settings
+
+from patron.errors import Conflict
+from patron.ingest.bulk import bulk_insert
+from patron.scoring.models import CustomerScore, GradeHistory, ScoreRun
+
+#: Columns of the score table that the pipeline hands over, as CustomerScore's db columns.
+SCORE_COLUMNS = (
+    "customer_id",
+    "purchase_days",
+    "days_since_last_purchase",
+    "p_alive",
+    "expected_orders_90d",
+    "expected_order_value",
+    "clv_12m",
+    "currency",
+    "rfm_r",
+    "rfm_f",
+    "rfm_m",
+    "rfm_segment",
+    "credit_score",
+    "credit_model",
+    "churn_probability",
+    "churn_model",
+    "cluster",
+    "cluster_name",
+    "potential_value",
+    "word_of_mouth",
+    "grade",
+    "grade_composite",
+    "reasons",
+)
+_MONEY = ("expected_order_value", "clv_12m", "potential_value")
+_TEXT = ("currency", "rfm_segment", "credit_model", "churn_model", "cluster_name", "grade")
+CHUNK = 20_000
+
+
+def _money(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Floats rounded to cents, as Decimal(14, 2)."""
+    rounded = pc.round(pc.cast(column, pa.float64()), 2)
+    return pc.cast(rounded, pa.decimal128(14, 2))
+
+
+def scores_replace(run: ScoreRun, scores: pa.Table) -> int:
+    """Replace every customer's latest score row by the run's (inside the caller's transaction)."""
+    missing = [name for name in SCORE_COLUMNS if name not in scores.column_names]
+    if missing:
+        raise ValueError(f"score table lacks column(s): {', '.join(missing)}")
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    for name in SCORE_COLUMNS:
+        column = scores.column(name)
+        if name in _MONEY:
+            column = _money(column)
+        elif name in _TEXT:
+            column = pc.fill_null(pc.cast(column, pa.string()), "")
+        columns[name] = column
+    n = scores.num_rows
+    columns["run_id"] = pa.array(np.full(n, run.pk, dtype=np.int64))
+    columns["as_of"] = pa.array([run.as_of] * n, pa.date32())
+    CustomerScore.objects.all().delete()
+    return bulk_insert(CustomerScore._meta.db_table, pa.table(columns))
+
+
+def open_grades() -> dict[int, tuple[str, date]]:
+    """Every customer's current grade and the day it started."""
+    rows = GradeHistory.objects.filter(valid_to__isnull=True).values_list(
+        "customer_id", "grade", "valid_from"
+    )
+    return {customer: (grade, since) for customer, grade, since in rows.iterator(chunk_size=CHUNK)}
+
+
+def _chunks(items: list[int]) -> Iterable[list[int]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def grade_history_apply(
+    *,
+    run: ScoreRun,
+    as_of: date,
+    grades: Mapping[int, str],
+    reasons: Mapping[int, list[Any]],
+    policy_version: int,
+) -> dict[str, int]:
+    """Record ``grades`` as of ``as_of``: a changed grade closes the open period on ``as_of``
+    and opens a new one, so a customer's periods are contiguous (no gaps, no overlaps).
+
+    A same-day re-run corrects the open period in place rather than leaving a zero-length one.
+    Going back in time is refused: history that already runs past ``as_of`` stays as it is.
+    """
+    current = open_grades()
+    later = [c for c in grades if c in current and current[c][1] > as_of]
+    if later:
+        since = max(current[c][1] for c in later)
+        raise Conflict(
+            f"grade history already runs from {since}; re-grade as of {since} or later, not {as_of}"
+        )
+    new: list[int] = []
+    changed: list[int] = []
+    same_day: list[int] = []
+    for customer, grade in grades.items():
+        if customer not in current:
+            new.append(customer)
+        elif current[customer][0] != grade:
+            (same_day if current[customer][1] == as_of else changed).append(customer)
+    for chunk in _chunks(changed):
+        GradeHistory.objects.filter(customer_id__in=chunk, valid_to__isnull=True).update(
+            valid_to=as_of
+        )
+    for chunk in _chunks(same_day):
+        GradeHistory.objects.filter(customer_id__in=chunk, valid_to__isnull=True).delete()
+    opened = sorted(new + changed + same_day)
+    rows = pa.table(
+        {
+            "customer_id": pa.array(opened, pa.int64()),
+            "grade": pa.array([grades[c] for c in opened], pa.string()),
+            "valid_from": pa.array([as_of] * len(opened), pa.date32()),
+            "valid_to": pa.nulls(len(opened), pa.date32()),
+            "run_id": pa.array([run.pk] * len(opened), pa.int64()),
+            "policy_version": pa.array([policy_version] * len(opened), pa.int64()),
+            "reasons": pa.array(
+                [json.dumps(reasons.get(c, []), ensure_ascii=False) for c in opened], pa.string()
+            ),
+        }
+    )
+    bulk_insert(GradeHistory._meta.db_table, rows)
+    return {"new": len(new), "changed": len(changed) + len(same_day)}
+
+
+# --------------------------------------------------------------------------------------
+# Lake snapshots: the whole score table per run, for trends and quarter-on-quarter checks
+# --------------------------------------------------------------------------------------
+
+SNAPSHOT_COLUMNS = (
+    "customer_id",
+    "p_alive",
+    "expected_orders_90d",
+    "clv_12m",
+    "credit_score",
+    "churn_probability",
+    "rfm_segment",
+    "cluster",
+    "grade",
+    "grade_composite",
+)
+
+
+def snapshots_dir(lake: Path | None = None) -> Path:
+    return Path(lake or settings.LAKE_DIR) / "scores"
+
+
+def snapshot_write(run: ScoreRun, scores: pa.Table, *, lake: Path | None = None) -> Path:
+    """Write the run's scores (sorted by customer, small row groups so that one customer's
+    history is read by statistics, not by a scan) as ``scores/as_of=…/run-<id>.parquet``."""
+    folder = snapshots_dir(lake) / f"as_of={run.as_of.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    table = scores.select(list(SNAPSHOT_COLUMNS)).sort_by("customer_id")
+    table = table.append_column("run_id", pa.array(np.full(table.num_rows, run.pk, np.int64)))
+    path = folder / f"run-{run.pk}.parquet"
+    temporary = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, temporary, row_group_size=50_000)
+    temporary.replace(path)
+    return path
+
+
+def snapshot_history(customer_id: int, *, lake: Path | None = None) -> list[dict[str, object]]:
+    """One customer's scores in every snapshot, oldest first (one row per run)."""
+    root = snapshots_dir(lake)
+    files = sorted(root.glob("as_of=*/run-*.parquet"))
+    if not files:
+        return []
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    rows = dataset.to_table(filter=ds.field("customer_id") == customer_id).to_pylist()
+    as_of = {}
+    for f in files:
+        as_of[int(f.stem.removeprefix("run-"))] = f.parent.name.removeprefix("as_of=")
+    for row in rows:
+        row["as_of"] = as_of[int(row["run_id"])]
+    rows.sort(key=lambda row: (row["as_of"], row["run_id"]))
+    return rows

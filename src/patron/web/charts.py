@@ -1,0 +1,105 @@
+"""ECharts option objects built on the server (``static/patron/charts.js`` only draws them).
+
+Keeping the options here means a page's chart is plain data that tests can read, and no chart
+logic is spread over templates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+PALETTE = ["#1d4ed8", "#047857", "#b45309", "#b91c1c", "#6d28d9", "#0e7490", "#6b7280"]
+
+
+def _base(title: str = "") -> dict[str, Any]:
+    option: dict[str, Any] = {
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis"},
+        "grid": {"left": 48, "right": 48, "top": 36, "bottom": 32, "containLabel": True},
+        "animation": False,
+    }
+    if title:
+        option["title"] = {"text": title, "textStyle": {"fontSize": 13}}
+    return option
+
+
+def line(
+    x: Sequence[Any],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    title: str = "",
+    y_name: str = "",
+    right: Sequence[tuple[str, Sequence[float | None]]] = (),
+    right_name: str = "",
+    y_min: float | None = None,
+    y_max: float | None = None,
+) -> dict[str, Any]:
+    """Lines over a category axis; ``right`` series use a second y axis."""
+    option = _base(title)
+    option["legend"] = {"top": 0, "right": 0}
+    option["xAxis"] = {"type": "category", "data": list(x), "boundaryGap": False}
+    left_axis: dict[str, Any] = {"type": "value", "name": y_name, "scale": True}
+    if y_min is not None:
+        left_axis["min"] = y_min
+    if y_max is not None:
+        left_axis["max"] = y_max
+    option["yAxis"] = [left_axis]
+    if right:
+        option["yAxis"].append({"type": "value", "name": right_name, "scale": True})
+    option["series"] = [
+        {"name": name, "type": "line", "data": list(values), "showSymbol": True}
+        for name, values in series
+    ] + [
+        {"name": name, "type": "line", "yAxisIndex": 1, "data": list(values), "showSymbol": True}
+        for name, values in right
+    ]
+    return option
+
+
+def bars(
+    categories: Sequence[Any],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    title: str = "",
+    y_name: str = "",
+    stacked: bool = False,
+) -> dict[str, Any]:
+    option = _base(title)
+    option["legend"] = {"top": 0, "right": 0}
+    option["xAxis"] = {"type": "category", "data": list(categories)}
+    option["yAxis"] = {"type": "value", "name": y_name}
+    option["series"] = [
+        {"name": name, "type": "bar", "data": list(values), **({"stack": "all"} if stacked else {})}
+        for name, values in series
+    ]
+    return option
+
+
+def heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    values: Sequence[Sequence[float]],
+    *,
+    title: str = "",
+) -> dict[str, Any]:
+    """A matrix (e.g. grade moves: rows = before, columns = after)."""
+    cells = [[j, i, values[i][j]] for i in range(len(rows)) for j in range(len(columns))]
+    highest = max((v for row in values for v in row), default=0)
+    option = _base(title)
+    option["tooltip"] = {"position": "top"}
+    option["xAxis"] = {"type": "category", "data": list(columns), "splitArea": {"show": True}}
+    option["yAxis"] = {"type": "category", "data": list(rows), "splitArea": {"show": True}}
+    option["visualMap"] = {
+        "min": 0,
+        "max": highest or 1,
+        "calculable": False,
+        "orient": "horizontal",
+        "left": "center",
+        "bottom": 0,
+        "show": False,
+    }
+    option["series"] = [
+        {"type": "heatmap", "data": cells, "label": {"show": True}, "emphasis": {"disabled": True}}
+    ]
+    return option
