@@ -1,98 +1,59 @@
-"""Data leaving the OLTP database as Arrow, through ADBC (no ORM objects on the way).
+"""Data leaving the OLTP database as Arrow (no ORM objects on the way).
 
-SQLite hands timestamps over as text and PostgreSQL as UTC timestamps: both are turned into
-one shape here, so nothing downstream cares which database it was.
+PostgreSQL: through ADBC (``adbc-driver-postgresql``), columnar and fast. SQLite: through
+Django's own connection and Python's ``sqlite3``, never ADBC. The ADBC SQLite driver carries
+its own copy of the SQLite library; two copies in one process do not see each other's POSIX
+locks, so when an ADBC connection closed it took itself for the last user of the database,
+checkpointed and deleted the ``-wal`` file under Django's open connection — later writes went
+to an unlinked file, invisible to every other connection until the process ended (seen in
+the tests; SQLite's documentation warns against linking two copies into one program).
+
+SQLite hands timestamps over as text and PostgreSQL as UTC timestamps: ``utc`` turns both into
+one shape, so nothing downstream cares which database it was.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from django.conf import settings
 from django.db import connection
 
-# Orders that count as purchases: paid or further along, not cancelled.
-PURCHASE_STATUSES = ("paid", "shipped", "delivered", "completed", "returned")
 
+def _postgres() -> Any:
+    import adbc_driver_postgresql.dbapi as postgres
 
-def _connect() -> Any:
     params = connection.settings_dict
+    auth = params["USER"] or ""
+    if params.get("PASSWORD"):
+        auth += f":{params['PASSWORD']}"
+    host = params.get("HOST") or "localhost"
+    port = params.get("PORT") or 5432
+    return postgres.connect(f"postgresql://{auth}@{host}:{port}/{params['NAME']}")
+
+
+def fetch_arrow(sql: str) -> pa.Table:
+    """Run one SELECT and return its rows as an Arrow table (types as the database gives
+    them: integers, floats, text; SQLite's timestamps as text)."""
     if connection.vendor == "postgresql":
-        import adbc_driver_postgresql.dbapi as postgres
+        with _postgres() as conn, conn.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetch_arrow_table()
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        names = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+    if not rows:
+        return pa.table({name: pa.array([], pa.null()) for name in names})
+    columns = list(zip(*rows, strict=True))
+    return pa.table({name: pa.array(values) for name, values in zip(names, columns, strict=True)})
 
-        auth = params["USER"] or ""
-        if params.get("PASSWORD"):
-            auth += f":{params['PASSWORD']}"
-        host = params.get("HOST") or "localhost"
-        port = params.get("PORT") or 5432
-        return postgres.connect(f"postgresql://{auth}@{host}:{port}/{params['NAME']}")
-    import adbc_driver_sqlite.dbapi as sqlite
 
-    return sqlite.connect(str(params["NAME"]))
-
-
-def _utc(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def utc(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_timestamp(column.type):
         return pc.cast(column, pa.timestamp("us", tz="UTC"))
     return pc.cast(pc.cast(column, pa.timestamp("us")), pa.timestamp("us", tz="UTC"))
-
-
-def purchases() -> pa.Table:
-    """Every purchase: ``customer_id``, ``placed_at`` (UTC), ``placed_local`` (the merchant's
-    wall-clock time, naive, for calendar days), ``amount`` (float) and ``currency``."""
-    amount = (
-        "CAST(total_amount AS DOUBLE PRECISION)"
-        if connection.vendor == "postgresql"
-        else "CAST(total_amount AS REAL)"
-    )
-    marks = ", ".join(f"'{status}'" for status in PURCHASE_STATUSES)
-    sql = (
-        f"SELECT customer_id, placed_at, {amount} AS amount, currency FROM commerce_order "
-        f"WHERE status IN ({marks})"
-    )
-    with _connect() as conn, conn.cursor() as cursor:
-        cursor.execute(sql)
-        table = cursor.fetch_arrow_table()
-    placed = _utc(table.column("placed_at"))
-    local = pc.local_timestamp(pc.cast(placed, pa.timestamp("us", tz=settings.TIME_ZONE)))
-    return pa.table(
-        {
-            "customer_id": pc.cast(table.column("customer_id"), pa.int64()),
-            "placed_at": placed,
-            "placed_local": local,
-            "amount": pc.cast(table.column("amount"), pa.float64()),
-            "currency": pc.cast(table.column("currency"), pa.string()),
-        }
-    )
-
-
-@dataclass(frozen=True)
-class PurchaseLog:
-    """Purchases as numpy arrays for the models: customer, local calendar day, value, currency."""
-
-    customer_ids: np.ndarray
-    days: np.ndarray  # datetime64[D], the merchant's calendar days
-    amounts: np.ndarray
-    currencies: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.customer_ids)
-
-
-def purchase_log() -> PurchaseLog:
-    table = purchases()
-    return PurchaseLog(
-        customer_ids=table.column("customer_id").to_numpy(),
-        days=pc.cast(table.column("placed_local"), pa.timestamp("s"))
-        .to_numpy()
-        .astype("datetime64[D]"),
-        amounts=table.column("amount").to_numpy(),
-        currencies=np.asarray(table.column("currency").to_pylist(), dtype=object),
-    )
 
 
 def latest_scores() -> pa.Table:
@@ -101,10 +62,9 @@ def latest_scores() -> pa.Table:
 
     real = "DOUBLE PRECISION" if connection.vendor == "postgresql" else "REAL"
     columns = ", ".join(f"CAST({name} AS {real}) AS {name}" for name in grading_inputs())
-    sql = f"SELECT customer_id, {columns} FROM scoring_customerscore ORDER BY customer_id"
-    with _connect() as conn, conn.cursor() as cursor:
-        cursor.execute(sql)
-        table = cursor.fetch_arrow_table()
+    table = fetch_arrow(
+        f"SELECT customer_id, {columns} FROM scoring_customerscore ORDER BY customer_id"
+    )
     return pa.table(
         {
             "customer_id": pc.cast(table.column("customer_id"), pa.int64()),

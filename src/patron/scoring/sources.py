@@ -1,5 +1,5 @@
 """The intelligence pipeline's input (``patron.intelligence.sources``) read from the OLTP
-database through ADBC and from the event lake, like ``extract`` does for purchases.
+database (``extract.fetch_arrow``: ADBC on PostgreSQL) and from the event lake.
 
 Each table is one SELECT straight into Arrow, then normalised once here: timestamps to
 ``timestamp[us, UTC]`` whichever database it was, money to ``float64``, and the columns the
@@ -18,7 +18,7 @@ from django.db import connection
 from patron.commerce.models import Order, Payment, ReturnRequest, Review
 from patron.customer.models import Customer
 from patron.intelligence.sources import Sources, conform
-from patron.scoring.extract import _connect, _utc
+from patron.scoring.extract import fetch_arrow, utc
 from patron.service.models import Ticket
 
 #: The lake's behaviour events, relative to the lake folder (``patron.ingest.lake``).
@@ -31,9 +31,8 @@ def _money(column: str) -> str:
 
 
 def _time(column: str) -> str:
-    """A nullable timestamp for the SELECT. SQLite's ADBC driver guesses a column's type from
-    its first rows and takes an all-NULL start for integers, then fails on the first date
-    text; '' keeps the column text and ``_timestamps`` turns it back into NULL."""
+    """A nullable timestamp for the SELECT: on SQLite '' for none keeps the column text
+    whatever its first rows hold; ``_timestamps`` turns it back into NULL."""
     return column if connection.vendor == "postgresql" else f"COALESCE({column}, '')"
 
 
@@ -42,13 +41,11 @@ def _timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
     text (naive UTC, '' for none) parsed."""
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
-    return _utc(column)
+    return utc(column)
 
 
 def _fetch(sql: str, *, times: tuple[str, ...] = ()) -> pa.Table:
-    with _connect() as conn, conn.cursor() as cursor:
-        cursor.execute(sql)
-        table = cursor.fetch_arrow_table()
+    table = fetch_arrow(sql)
     for name in times:
         index = table.schema.get_field_index(name)
         table = table.set_column(index, name, _timestamps(table.column(name)))

@@ -256,3 +256,27 @@ def test_the_sources_feed_the_features(lake_with_events: Path) -> None:
     # browsing on 1 May is more than 30 days back; the "other" source's C1001 is someone else
     assert (row["views_30d"], row["carts_30d"], row["events_90d"]) == (0, 1, 3)
     assert features.num_rows == Customer.objects.count()
+
+
+def test_reading_the_sources_leaves_other_connections_seeing_every_write(lake: Path) -> None:
+    """Regression: the ADBC SQLite driver (its own copy of SQLite) deleted the -wal file under
+    Django's connection when it closed, so later writes were invisible to everyone else."""
+    import sqlite3
+
+    from django.db import connection
+
+    # given
+    make_customer_file()
+    load_sources()
+    # when: a write after the read
+    make_customer(external_id="C-after", name="赵六")
+    # then: another connection (another process, in production) sees it
+    if connection.vendor == "sqlite":
+        other = sqlite3.connect(str(connection.settings_dict["NAME"]))
+        try:
+            seen = other.execute("SELECT count(*) FROM customer_customer").fetchone()[0]
+        finally:
+            other.close()
+    else:
+        seen = load_sources().customers.num_rows
+    assert seen == Customer.objects.count()
