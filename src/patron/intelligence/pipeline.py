@@ -12,25 +12,25 @@ read, so any past date can be scored and back-tested.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy import special
 
 from patron.intelligence import grading
-from patron.intelligence.explain import N_, Reason
-from patron.intelligence.features import FEATURES, customer_features
+from patron.intelligence.explain import N_, Reason, feature_reason
+from patron.intelligence.features import customer_features
 from patron.intelligence.labels import bad_outcomes, bought_before, churned
 from patron.intelligence.models.churn import ChurnModel, compare_churn
 from patron.intelligence.models.clusters import CustomerClusters
-from patron.intelligence.models.credit import Reason as Contribution
-from patron.intelligence.models.credit import Scorecard, fit_credit
+from patron.intelligence.models.credit import Scorecard, fit_credit, top_contributions
 from patron.intelligence.purchases import (
     PurchaseModels,
     fit_purchase_models,
@@ -172,7 +172,7 @@ class Scored:
     model: str  # lightgbm | scorecard | bgnbd
     probability: np.ndarray  # NaN where the model does not apply
     score: np.ndarray | None
-    reasons: list[list[Reason]]
+    reasons: list[list[dict[str, Any]]]  # stored reasons (explain.feature_reason)
     info: dict[str, Any]
 
 
@@ -201,16 +201,17 @@ def credit_stage(
     bad = _align(labels, _ids(train)).column("bad").to_numpy(zero_copy_only=False)
     y = np.asarray([bool(b) for b in bad], dtype=bool) if bad.dtype == object else bad
     model = fit_credit(_matrix(train), y, num_threads=config.num_threads, seed=config.seed)
-    explanation = model.explain(_matrix(features), top=3)
+    X = _matrix(features)
+    base, points = model.contributions(X)
+    raw = base + points.sum(axis=1)
+    scale = model.scale
+    score = scale.clip(raw)
+    probability = scale.probability(np.clip(raw, scale.lowest, scale.highest))
     name = "scorecard" if isinstance(model, Scorecard) else "lightgbm"
-    reasons = [
-        [
-            _feature_reason(r, medians, CREDIT_REASON)
-            for r in row
-            if abs(r.points) >= MIN_CREDIT_POINTS
-        ]
-        for row in explanation.reasons
-    ]
+    # Reasons for a credit score: what took points off, largest first.
+    reasons = _top_reasons(
+        X, model.feature_names_, points, -1, MIN_CREDIT_POINTS, CREDIT_REASON, medians
+    )
     info = {
         "model": name,
         "train_rows": len(y),
@@ -218,8 +219,7 @@ def credit_stage(
         "label_window": [past.isoformat(), cutoff.isoformat()],
         **_jsonable(model.info_),
     }
-    assert explanation.score is not None
-    return Scored(name, explanation.probability, explanation.score, reasons, info)
+    return Scored(name, probability, score, reasons, info)
 
 
 def churn_stage(
@@ -240,7 +240,7 @@ def churn_stage(
     population = bought_before(sources, past, ids)
     y_all = churned(sources, past, cutoff, ids[population])
     p_alive_now = buyers.column("p_alive").to_numpy(zero_copy_only=False).astype(np.float64)
-    btyd_reasons: list[list[Reason]] = [[] for _ in range(features.num_rows)]
+    btyd_reasons: list[list[dict[str, Any]]] = [[] for _ in range(features.num_rows)]
     info: dict[str, Any] = {"population": int(population.sum()), "churned": int(y_all.sum())}
     fallback = Scored("bgnbd", 1.0 - p_alive_now, None, btyd_reasons, {**info, "model": "bgnbd"})
     positives, negatives = int(y_all.sum()), int((~y_all).sum())
@@ -269,19 +269,15 @@ def churn_stage(
     info.update({"comparison": _jsonable(comparison), "lightgbm": _jsonable(model.info_)})
     if comparison["better"] != "lightgbm":
         return Scored("bgnbd", 1.0 - p_alive_now, None, btyd_reasons, {**info, "model": "bgnbd"})
-    explanation = model.explain(_matrix(features), top=3)
+    X_now = _matrix(features)
+    base, terms = model.contributions(X_now)
     bought = np.isfinite(p_alive_now)
-    probability = np.where(bought, explanation.probability, np.nan)
-    reasons = [
-        [
-            _feature_reason(r, medians, CHURN_REASON)
-            for r in row
-            if abs(r.points) >= MIN_CHURN_LOG_ODDS
-        ]
-        if bought[i]
-        else []
-        for i, row in enumerate(explanation.reasons)
-    ]
+    probability = np.where(bought, special.expit(base + terms.sum(axis=1)), np.nan)
+    # Reasons for a churn risk: what raised it, largest first.
+    terms = np.where(bought[:, None], terms, 0.0)
+    reasons = _top_reasons(
+        X_now, model.feature_names_, terms, +1, MIN_CHURN_LOG_ODDS, CHURN_REASON, medians
+    )
     return Scored("lightgbm", probability, None, reasons, {**info, "model": "lightgbm"})
 
 
@@ -331,7 +327,6 @@ MIN_CREDIT_POINTS = 5.0
 MIN_CHURN_LOG_ODDS = 0.1
 CREDIT_REASON = N_("{feature} {value} (shop median {median}): {points:+.0f} points")
 CHURN_REASON = N_("{feature} {value} (shop median {median}) raises the risk of churning")
-LANGUAGES = ("en", "zh-hans")
 
 
 def _medians(features: pa.Table) -> dict[str, float]:
@@ -345,29 +340,49 @@ def _medians(features: pa.Table) -> dict[str, float]:
     return medians
 
 
-def _feature_reason(
-    contribution: Contribution, medians: Mapping[str, float], template: str
-) -> Reason:
-    """ "return rate 38 % (shop median 9 %): −41 points", in each language."""
-    info = FEATURES.get(contribution.feature)
-    median = medians.get(contribution.feature)
-    if info is None:
-        label = {lang: contribution.feature for lang in LANGUAGES}
-        value = {lang: f"{contribution.value}" for lang in LANGUAGES}
-        middle = {lang: f"{median}" for lang in LANGUAGES}
-    else:
-        label = {"en": info.label_en, "zh-hans": info.label_zh}
-        value = {lang: info.format(contribution.value, language=lang) for lang in LANGUAGES}
-        middle = {lang: info.format(median, language=lang) for lang in LANGUAGES}
-    return Reason(
-        template,
-        {"feature": label, "value": value, "median": middle, "points": contribution.points},
+def _top_reasons(
+    X: pa.Table,
+    names: Sequence[str],
+    points: np.ndarray,
+    direction: int,
+    minimum: float,
+    template: str,
+    medians: Mapping[str, float],
+    top: int = 3,
+) -> list[list[dict[str, Any]]]:
+    """Per customer, up to ``top`` features whose contribution has the sign of ``direction``
+    and at least ``minimum`` in size, largest first, as stored reasons (formatted on reading:
+    ``explain.render``)."""
+    columns, top_points = top_contributions(points, top, direction)
+    keep = (columns >= 0) & (np.abs(top_points) >= minimum)
+    values = np.column_stack(
+        [X.column(name).to_numpy(zero_copy_only=False).astype(np.float64) for name in names]
     )
+    top_values = np.take_along_axis(values, np.maximum(columns, 0), axis=1)
+    middle = [medians.get(name) for name in names]
+    out = []
+    for cols, pts, vals, kept in zip(
+        columns.tolist(), top_points.tolist(), top_values.tolist(), keep.tolist(), strict=True
+    ):
+        out.append(
+            [
+                feature_reason(
+                    template,
+                    names[j],
+                    None if v != v else v,  # NaN: missing
+                    middle[j],
+                    round(p, 2),
+                )
+                for j, p, v, k in zip(cols, pts, vals, kept, strict=True)
+                if k
+            ]
+        )
+    return out
 
 
 def _plain(sentences: Any) -> list[dict[str, Any]]:
     """Sentences written in English only (grades, clusters, value) as reasons."""
-    return [{"template": str(s), "params": {}, "text": str(s)} for s in sentences or []]
+    return [{"template": str(s)} for s in sentences or []]
 
 
 def _reasons(
@@ -380,17 +395,19 @@ def _reasons(
 ) -> list[str]:
     """Per customer, JSON: score name -> reasons (see ``patron.intelligence.explain``)."""
     position = {int(c): i for i, c in enumerate(purchases.table.column("customer_id").to_pylist())}
+    bought_reasons = purchases.reasons()
     value_reasons = value.column("value_reasons").to_pylist()
+    nothing = [Reason(N_("nothing in the history lowers the score")).to_json()]
     out = []
     for i, customer in enumerate(ids.tolist()):
-        bought = purchases.reasons[position[customer]] if customer in position else {}
-        entry: dict[str, list[dict[str, Any]]] = {"grade": _plain(grades.reasons[i])}
-        entry["credit"] = [r.to_json() for r in credit.reasons[i]] or [
-            Reason(N_("nothing in the history lowers the score")).to_json()
-        ]
+        entry: dict[str, list[dict[str, Any]]] = {
+            "grade": _plain(grades.reasons[i]),
+            "credit": credit.reasons[i] or nothing,
+        }
         if churn.model == "lightgbm" and churn.reasons[i]:
-            entry["churn"] = [r.to_json() for r in churn.reasons[i]]
-        entry.update(bought)
+            entry["churn"] = churn.reasons[i]
+        if customer in position:
+            entry.update(bought_reasons[position[customer]])
         entry["value"] = _plain(value_reasons[i])
-        out.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+        out.append(orjson.dumps(entry).decode())
     return out

@@ -70,7 +70,49 @@ class PurchaseModels:
     gamma: GammaGamma | None
     segments: RFM
     table: pa.Table  # one row per buyer: the purchase-model columns of the score table
-    reasons: list[dict[str, list[dict[str, Any]]]]  # per buyer, in the table's order
+
+    def reasons(self) -> list[dict[str, list[dict[str, Any]]]]:
+        """Per buyer (in the table's order) the reasons of P(alive), CLV and RFM; built on
+        demand: a fit used only for comparison needs none."""
+        s, segments, t = self.summary, self.segments, self.table
+        since_last = t.column("days_since_last_purchase").to_numpy()
+        purchase_days = t.column("purchase_days").to_numpy()
+        next_365 = t.column("expected_orders_365d").to_numpy()
+        order_value = t.column("expected_order_value").to_numpy()
+        currencies = t.column("currency").to_pylist()
+        return [
+            {
+                "rfm": [
+                    rfm_reason(
+                        days_since_last=int(since_last[i]),
+                        purchase_days=int(purchase_days[i]),
+                        spend=float(segments.spend[i]),
+                        currency=currencies[i],
+                        segments=segments,
+                    ).to_json()
+                ],
+                "p_alive": [
+                    alive_reason(
+                        purchase_days=int(purchase_days[i]),
+                        days_since_last=int(since_last[i]),
+                        typical_gap_days=(
+                            float(s.recency[i]) * WEEK / float(s.frequency[i])
+                            if s.frequency[i]
+                            else None
+                        ),
+                    ).to_json()
+                ],
+                "clv_12m": [
+                    value_reason(
+                        expected_orders_12m=float(next_365[i]),
+                        order_value=float(order_value[i]),
+                        currency=currencies[i],
+                        repeat=bool(s.frequency[i] > 0),
+                    ).to_json()
+                ],
+            }
+            for i in range(len(s))
+        ]
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -111,8 +153,8 @@ def fit_purchase_models(log: PurchaseLog, cutoff_day: np.datetime64) -> Purchase
     spend = np.bincount(index, weights=log.amounts[before], minlength=len(summary))
     days_since = np.round((summary.T - summary.recency) * WEEK) + 1
     segments = rfm(days_since, summary.frequency + 1, spend)
-    table, reasons = _buyer_table(summary, bgnbd, gamma, segments, log, cutoff_day)
-    return PurchaseModels(summary, bgnbd, gamma, segments, table, reasons)
+    table = _buyer_table(summary, bgnbd, gamma, segments, log, cutoff_day)
+    return PurchaseModels(summary, bgnbd, gamma, segments, table)
 
 
 def _last_currency(log: PurchaseLog, cutoff_day: np.datetime64, customers: np.ndarray) -> list[str]:
@@ -142,7 +184,7 @@ def _buyer_table(
     segments: RFM,
     log: PurchaseLog,
     cutoff_day: np.datetime64,
-) -> tuple[pa.Table, list[dict[str, list[dict[str, Any]]]]]:
+) -> pa.Table:
     p_alive = bgnbd.probability_alive(s.frequency, s.recency, s.T)
     next_90 = bgnbd.conditional_expected_purchases(90 / WEEK, s.frequency, s.recency, s.T)
     next_365 = bgnbd.conditional_expected_purchases(365 / WEEK, s.frequency, s.recency, s.T)
@@ -151,39 +193,6 @@ def _buyer_table(
     # T runs to the day before the cut-off; count the days up to the cut-off itself.
     since_last = np.round((s.T - s.recency) * WEEK).astype(np.int64) + 1
     purchase_days = s.frequency.astype(np.int64) + 1
-    reasons = [
-        {
-            "rfm": [
-                rfm_reason(
-                    days_since_last=int(since_last[i]),
-                    purchase_days=int(purchase_days[i]),
-                    spend=float(segments.spend[i]),
-                    currency=currencies[i],
-                    segments=segments,
-                ).to_json()
-            ],
-            "p_alive": [
-                alive_reason(
-                    purchase_days=int(purchase_days[i]),
-                    days_since_last=int(since_last[i]),
-                    typical_gap_days=(
-                        float(s.recency[i]) * WEEK / float(s.frequency[i])
-                        if s.frequency[i]
-                        else None
-                    ),
-                ).to_json()
-            ],
-            "clv_12m": [
-                value_reason(
-                    expected_orders_12m=float(next_365[i]),
-                    order_value=float(order_value[i]),
-                    currency=currencies[i],
-                    repeat=bool(s.frequency[i] > 0),
-                ).to_json()
-            ],
-        }
-        for i in range(len(s))
-    ]
     table = pa.table(
         {
             "customer_id": pa.array(s.customer_id, pa.int64()),
@@ -201,7 +210,7 @@ def _buyer_table(
             "rfm_segment": pa.array(segments.segment.astype(object), pa.string()),
         }
     )
-    return table, reasons
+    return table
 
 
 # --------------------------------------------------------------------------------------

@@ -113,8 +113,9 @@ def test_every_customer_gets_one_row_with_scores_and_reasons(scored: pa.Table) -
     assert set(scored.column("grade").to_pylist()) <= {"core", "potential", "ordinary"}
     reasons = json.loads(scored.column("reasons")[0].as_py())
     assert {"grade", "credit", "p_alive", "clv_12m", "rfm", "value"} <= set(reasons)
-    sentence = render(reasons["p_alive"][0])
-    assert sentence == reasons["p_alive"][0]["text"]
+    assert render(reasons["p_alive"][0]).startswith("bought ")
+    for reason in reasons["credit"]:
+        assert "{" not in render(reason) and "{" not in render(reason, language="zh-hans")
 
 
 def test_nothing_at_or_after_the_cut_off_changes_the_scores(scored: pa.Table) -> None:
@@ -122,8 +123,15 @@ def test_nothing_at_or_after_the_cut_off_changes_the_scores(scored: pa.Table) ->
     trimmed = _before(_sources(), CUTOFF)
     # when
     again = run(trimmed, CUTOFF, policy=POLICY, config=Config(time_zone="UTC")).scores
-    # then
-    assert again.equals(scored)
+    # then (compared as Python values, NaN as missing: NaN never equals itself)
+    assert _values(again) == _values(scored)
+
+
+def _values(table: pa.Table) -> dict[str, list[object]]:
+    return {
+        name: [None if value != value else value for value in table.column(name).to_pylist()]
+        for name in table.column_names
+    }
 
 
 def test_customers_with_chargebacks_score_lower() -> None:

@@ -15,6 +15,7 @@ from patron.errors import ValidationFailed
 from patron.ingest.adapters.cdnow import cdnow_parts
 from patron.ingest.services import import_parts
 from patron.ingest.tests.conftest import shared_data
+from patron.intelligence.explain import render
 from patron.intelligence.models.btyd import BetaGeo
 from patron.scoring.models import CustomerScore, ScoreRun
 from patron.scoring.services import score_customers
@@ -41,16 +42,16 @@ def test_cdnow_customers_are_scored_with_the_papers_model(lake: Path) -> None:
     assert score.p_alive == pytest.approx(float(expected[0]), rel=1e-9)
     assert score.purchase_days == 3
     assert score.days_since_last_purchase == 60
-    assert [r["text"] for r in score.reasons["p_alive"]] == [
+    assert [render(r) for r in score.reasons["p_alive"]] == [
         "bought on 3 different days, about every 106 days; the last purchase was 60 days ago"
     ]
-    assert score.reasons["clv_12m"][0]["text"].endswith(
+    assert render(score.reasons["clv_12m"][0]).endswith(
         "USD expected per order (from their own repeat orders)"
     )
     assert score.currency == "USD"
     # 3 purchase days beat the average (about 2) and 60 days beat the average recency: R and F high
     assert score.rfm_segment in {"important_value", "general_value"}
-    assert score.reasons["rfm"][0]["text"].startswith("last purchase 60 days ago (shop average ")
+    assert render(score.reasons["rfm"][0]).startswith("last purchase 60 days ago (shop average ")
     segments = set(CustomerScore.objects.values_list("rfm_segment", flat=True))
     assert len(segments) == 8
     assert set(CustomerScore.objects.values_list("rfm_r", flat=True)) <= {1, 2, 3, 4, 5}
@@ -62,7 +63,7 @@ def test_scores_show_on_the_customer_page_and_in_the_api(lake: Path) -> None:
     import_parts(label="cdnow", source="cdnow", path=str(path), parts=cdnow_parts(path))
     customer = Customer.objects.get(source="cdnow", external_id="00004")
     score_customers(as_of=date(1997, 10, 1))
-    client = Client()
+    client = Client(headers={"accept-language": "en"})
     client.force_login(make_user("service_agent"))
     # when
     page = client.get(f"/customers/{customer.pk}/")
@@ -72,12 +73,12 @@ def test_scores_show_on_the_customer_page_and_in_the_api(lake: Path) -> None:
     assert page.status_code == 200
     text = page.content.decode()
     assert 'data-testid="scores"' in text
-    assert score.reasons["p_alive"][0]["text"] in text
+    assert render(score.reasons["p_alive"][0]) in text
     body = api.json()["score"]
     assert body["p_alive"] == pytest.approx(score.p_alive)
     assert (body["rfm_segment"], body["rfm_r"]) == (score.rfm_segment, score.rfm_r)
     assert f"R{score.rfm_r} F{score.rfm_f} M{score.rfm_m}" in text
-    assert body["reasons"]["p_alive"] == [score.reasons["p_alive"][0]["text"]]
+    assert body["reasons"]["p_alive"] == [render(score.reasons["p_alive"][0])]
     assert body["grade"] == score.grade
     assert body["credit_score"] == score.credit_score
     assert api.json()["grade_history"][0]["grade"] == score.grade
