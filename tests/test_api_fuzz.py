@@ -10,10 +10,22 @@ import schemathesis
 from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from patron.account.services import token_create, user_create
 from patron.conftest import make_customer_file
 from patron.wsgi import application
+
+#: Operations whose business rules go beyond what a schema can say (a grade policy's
+#: thresholds must be ordered and name real score columns; a back-test needs purchases before
+#: its date): a schema-valid request may rightly get a 422 there, so "valid data is accepted"
+#: is not checked for them. Every other check (no 5xx, documented statuses, bodies that match
+#: the spec) still is.
+BUSINESS_VALIDATED = {
+    ("POST", "/api/models/grade-policies"),
+    ("POST", "/api/models/grade-policies/preview"),
+    ("GET", "/api/models/report"),
+}
 
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", application)
 
@@ -37,4 +49,7 @@ def token(db: None) -> Iterator[str]:
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_spec(case: schemathesis.Case, token: str) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+    excluded = (
+        [positive_data_acceptance] if (case.method.upper(), case.path) in BUSINESS_VALIDATED else []
+    )
+    case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, excluded_checks=excluded)

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import ValidationError
+from ninja.errors import HttpError, ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
 from patron.account.services import token_authenticate
@@ -28,7 +28,7 @@ class TokenAuth(HttpBearer):
 api = NinjaAPI(
     title="Patron API",
     version="1",
-    description="Customer quality platform: customers, orders, imports. Errors carry "
+    description="Customer quality platform: customers, orders, imports, models. Errors carry "
     "{code, message, details}; 403 permission, 404 not found, 409 conflict, 422 invalid.",
     auth=[TokenAuth(), SessionAuth()],
     urls_namespace="api",
@@ -59,12 +59,25 @@ def _malformed(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     )
 
 
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    """ninja's own errors in the usual shape; its 400 (a body that is not JSON at all) is a
+    malformed request, so 422 like every other."""
+    status = 422 if exc.status_code == 400 else exc.status_code
+    code = "validation_failed" if status == 422 else "http_error"
+    return api.create_response(
+        request, {"code": code, "message": str(exc), "details": None}, status=status
+    )
+
+
 def _mount() -> None:
     from patron.account.api import router as account_router
     from patron.customer.api import router as customer_router
+    from patron.scoring.api import router as scoring_router
 
     api.add_router("", account_router)
     api.add_router("/customers", customer_router)
+    api.add_router("/models", scoring_router)
 
 
 _mount()

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from patron.account.roles import VIEW_AUDIT, VIEW_CUSTOMERS, VIEW_IMPORTS
+from patron.account.roles import VIEW_AUDIT, VIEW_CUSTOMERS, VIEW_IMPORTS, VIEW_MODELS
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class NavEntry:
 NAV_ENTRIES: list[NavEntry] = [
     NavEntry(_("Customers"), "web:customer-list", VIEW_CUSTOMERS),
     NavEntry(_("Imports"), "web:import-list", VIEW_IMPORTS),
+    NavEntry(_("Models"), "web:models", VIEW_MODELS),
     NavEntry(_("Audit log"), "web:audit-list", VIEW_AUDIT),
     NavEntry(_("Admin"), "admin:index", is_superuser_only=True),
 ]

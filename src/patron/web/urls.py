@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from patron.scoring import views as scoring_views
 from patron.web import views
 
 app_name = "web"
@@ -19,4 +20,18 @@ urlpatterns = [
     path("customers/<int:customer_id>/orders/", views.customer_orders, name="customer-orders"),
     path("imports/", views.import_list, name="import-list"),
     path("audit/", views.audit_list, name="audit-list"),
+    path("models/", scoring_views.models_overview, name="models"),
+    path("models/report/", scoring_views.models_report, name="models-report"),
+    path("models/grade-policy/", scoring_views.policy_list, name="grade-policy-list"),
+    path("models/grade-policy/new/", scoring_views.policy_edit, name="grade-policy-new"),
+    path(
+        "models/grade-policy/<int:version>/",
+        scoring_views.policy_detail,
+        name="grade-policy-detail",
+    ),
+    path(
+        "models/grade-policy/<int:version>/apply/",
+        scoring_views.policy_apply_page,
+        name="grade-policy-apply",
+    ),
 ]

@@ -140,13 +140,13 @@ def test_static_assets_are_vendored(db: None) -> None:
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        (Role.ADMINISTRATOR, ["Customers", "Imports", "Audit log", "Admin"]),
-        (Role.OPERATIONS_MANAGER, ["Customers", "Imports"]),
+        (Role.ADMINISTRATOR, ["Customers", "Imports", "Models", "Audit log", "Admin"]),
+        (Role.OPERATIONS_MANAGER, ["Customers", "Imports", "Models"]),
         (Role.SERVICE_AGENT, ["Customers"]),
-        (Role.RISK_ANALYST, ["Customers", "Imports"]),
-        (Role.MARKETER, ["Customers"]),
-        (Role.AUDITOR, ["Customers", "Imports", "Audit log"]),
-        (Role.ANALYST, ["Customers", "Imports"]),
+        (Role.RISK_ANALYST, ["Customers", "Imports", "Models"]),
+        (Role.MARKETER, ["Customers", "Models"]),
+        (Role.AUDITOR, ["Customers", "Imports", "Models", "Audit log"]),
+        (Role.ANALYST, ["Customers", "Imports", "Models"]),
     ],
 )
 def test_navigation_hides_what_the_role_may_not_open(
@@ -173,7 +173,7 @@ def test_navigation_is_empty_for_anonymous_users(rf: object) -> None:
 
     # when / then
     assert nav_items(request) == []
-    assert len(NAV_ENTRIES) == 4
+    assert len(NAV_ENTRIES) == 5
 
 
 # --- customer list ------------------------------------------------------------------------------
