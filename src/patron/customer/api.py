@@ -13,7 +13,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from patron.customer import selectors
 from patron.customer.models import Customer, SourceChannel
@@ -339,6 +339,14 @@ class CustomerFilters(Schema):
     source_channel: str = Field("", json_schema_extra={"enum": ["", *SourceChannel.values]})
     page: int = Field(1, ge=1, le=selectors.MAX_PAGE)
     page_size: int = Field(50, ge=1, le=selectors.MAX_PAGE_SIZE)
+
+    @field_validator("q", "province", "kind", "source_channel")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        # PostgreSQL text cannot hold NUL: refuse it here (422) rather than fail in the query.
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class PageParams(Schema):

@@ -91,6 +91,17 @@ def test_list_masks_pii_for_a_marketer(customer_file: CustomerFile) -> None:
     assert (item["phone"], item["email"]) == ("138****1234", "x***@example.com")
 
 
+@pytest.mark.parametrize("field", ["q", "province"])
+def test_list_refuses_nul_characters_rather_than_failing(db: None, field: str) -> None:
+    # given: PostgreSQL text cannot hold NUL (the API fuzzer found a 500 here)
+    client = client_for(Role.ADMINISTRATOR)
+    # when
+    response = client.get("/api/customers", {field: "王\x00"})
+    # then
+    assert response.status_code == 422
+    assert response.json()["message"] == f"invalid request: query.{field}"
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
