@@ -177,8 +177,8 @@ class GradePolicy:
     def __post_init__(self) -> None:
         # Heaviest input first, then by name: one order whatever the storage kept
         # (PostgreSQL's jsonb does not keep the order of an object's keys).
-        ordered = tuple(sorted(self.inputs, key=lambda item: (-item.weight, item.column)))
-        object.__setattr__(self, "inputs", ordered)
+        by_weight = tuple(sorted(self.inputs, key=lambda item: (-item.weight, item.column)))
+        object.__setattr__(self, "inputs", by_weight)
         # one canonical order (core rules first) so that equal policies compare equal
         ordered = tuple(sorted(self.rules, key=lambda rule: -_LEVEL.get(rule.grade, 0)))
         object.__setattr__(self, "rules", ordered)
