@@ -24,6 +24,11 @@ customers_app = typer.Typer(help="Look at customers.", no_args_is_help=True)
 app.add_typer(customers_app, name="customers")
 models_app = typer.Typer(help="Customer models: back-tests and parameters.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+risk_app = typer.Typer(
+    help="Risk control: run detection, list and back-test rules, see the alert queue.",
+    no_args_is_help=True,
+)
+app.add_typer(risk_app, name="risk")
 console = Console(stderr=True)
 
 ADAPTERS = ("olist", "taobao", "cdnow")
@@ -337,6 +342,7 @@ def demo(
         _score(manifest.as_of.date() + timedelta(days=1))
     except PatronError as exc:
         console.print(f"[yellow]scoring skipped: {exc.message}")
+    _detect(manifest.as_of + timedelta(seconds=1))  # the history ends at manifest.as_of
     password = secrets.token_urlsafe(9)
     admin = User.objects.filter(username="admin").first()
     if admin is None:
@@ -770,6 +776,127 @@ def jobs_run(
         raise typer.Exit(1)
     console.print(f"{job.name} {result.kwargs}: {result.status}")
     print(json.dumps(result.return_value, ensure_ascii=False, default=str))
+
+
+# ---------------------------------------------------------------------- risk
+
+
+def _detect(as_of: datetime | None = None, *, with_model: bool = True) -> Any:
+    from patron.risk.detect import detection_run
+
+    run = detection_run(as_of=as_of, trigger="cli", with_model=with_model)
+    per_1000 = 1000 / run.customers if run.customers else 0.0
+    console.print(
+        f"detection as of {run.as_of:%Y-%m-%d %H:%M} over [bold]{run.customers:,}[/] customers: "
+        f"{run.alerts_new:,} new alerts, {run.alerts_updated:,} refreshed ({run.seconds:.1f} s)"
+    )
+    for code, hits in sorted(run.hits.items()):
+        console.print(f"  {code:<26} {hits:>6,} customers  ({hits * per_1000:.1f} per 1,000)")
+    return run
+
+
+@risk_app.command("detect")
+def risk_detect(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"],
+            help="Read only the data before this moment (default: now)",
+        ),
+    ] = None,
+    no_model: Annotated[
+        bool, typer.Option("--no-model", help="Run the rules only, not the anomaly model")
+    ] = False,
+) -> None:
+    """Run every enabled rule and the anomaly model; raise or refresh alerts. Nobody is
+    restricted or blacklisted by this: analysts decide on the alerts."""
+    _django()
+    from django.utils import timezone
+
+    _migrate()
+    moment = timezone.make_aware(as_of) if as_of is not None else None
+    run = _detect(moment, with_model=not no_model)
+    print(json.dumps({"detection_run": run.pk, "alerts_new": run.alerts_new}))
+
+
+@risk_app.command("rules")
+def risk_rules(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """The detection rules as analysts have set them."""
+    _django()
+    from patron.risk.detect import rules_seed
+    from patron.risk.models import RiskRule
+
+    _require_migrated()
+    rules_seed()
+    fields = (
+        "code",
+        "measure",
+        "window_days",
+        "threshold",
+        "min_volume",
+        "severity",
+        "action",
+        "is_enabled",
+        "version",
+    )
+    rows = list(RiskRule.objects.order_by("code").values(*fields))
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title="risk rules", title_justify="left")
+    for name in fields:
+        table.add_column(name.replace("_", " "))
+    for row in rows:
+        table.add_row(*(str(row[name]) for name in fields))
+    Console().print(table)
+
+
+@risk_app.command("backtest")
+def risk_backtest(
+    code: Annotated[str, typer.Argument(help="Rule code (see 'patron risk rules')")],
+    threshold: Annotated[float | None, typer.Option(help="Changed threshold")] = None,
+    window_days: Annotated[int | None, typer.Option(help="Changed window, days")] = None,
+    min_volume: Annotated[int | None, typer.Option(help="Changed minimum volume")] = None,
+    days: Annotated[int, typer.Option(help="How many days back to look")] = 90,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """What a changed rule would have flagged over the last N days, next to the rule as it is.
+    Nothing is saved."""
+    _django()
+    from patron.errors import PatronError
+    from patron.risk.detect import backtest, rules_seed
+
+    _require_migrated()
+    rules_seed()
+    changes = {
+        name: value
+        for name, value in (
+            ("threshold", threshold),
+            ("window_days", window_days),
+            ("min_volume", min_volume),
+        )
+        if value is not None
+    }
+    try:
+        result = backtest(user=None, code=code, data=changes, days=days)
+    except PatronError as exc:
+        console.print(f"[red]{exc.message}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+        return
+    console.print(f"rule {code}, changed {result['changed'] or 'nothing'}, last {days} days:")
+    for side in ("current", "proposed"):
+        figures = result[side]
+        console.print(
+            f"  {side:<9} {figures['flagged']:>6,} customers ({figures['per_1000']} per 1,000)"
+        )
+    console.print(
+        f"  only current: {len(result['only_current']):,} "
+        f"({result['dropped_were_dismissed']} of them dismissed by analysts, "
+        f"{result['dropped_were_acted_on']} acted on); only proposed: {len(result['only_proposed']):,}"
+    )
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "patron.service",
     "patron.ingest",
     "patron.scoring",
+    "patron.risk",
     "patron.jobs",
     "patron.web",
 ]

@@ -14,6 +14,7 @@ class Role(StrEnum):
     MARKETER = "marketer"
     AUDITOR = "auditor"
     ANALYST = "analyst"
+    INTEGRATION = "integration"
 
 
 VIEW_CUSTOMERS = "customer.view_customer"
@@ -27,8 +28,17 @@ VIEW_AUDIT = "audit.view_auditevent"
 MANAGE_USERS = "account.change_user"
 VIEW_MODELS = "scoring.view_scorerun"  # model runs, back-test report, grade policies
 CHANGE_GRADE_POLICY = "scoring.change_gradepolicy"  # edit, preview and apply grade policies
+VIEW_RISK = "risk.view_alert"  # the alert queue, blacklist, appeals, detection runs
+ACT_ON_RISK = "risk.change_alert"  # decide alerts, apply/lift restrictions, blacklist decisions
+VIEW_RESTRICTIONS = "risk.view_restriction"  # a customer's restrictions and their reasons
+CHANGE_RISK_RULES = "risk.change_riskrule"  # edit rules and the risk policy, run detection
+FILE_APPEAL = "risk.add_appeal"  # file an appeal on a customer's behalf
+DECIDE_APPEAL = "risk.change_appeal"  # review appeals (never one's own decision)
+VIEW_CHECKOUT_POLICY = "risk.view_riskpolicy"  # GET /api/customers/{id}/checkout-policy
 
 _READ_BASE = {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_TICKETS}
+_RISK_READ = {VIEW_RISK, VIEW_RESTRICTIONS, VIEW_CHECKOUT_POLICY}
+_RISK_ACT = {ACT_ON_RISK, CHANGE_RISK_RULES, FILE_APPEAL, DECIDE_APPEAL}
 
 ROLE_PERMISSIONS: dict[Role, set[str]] = {
     Role.ADMINISTRATOR: _READ_BASE
@@ -41,15 +51,24 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         MANAGE_USERS,
         VIEW_MODELS,
         CHANGE_GRADE_POLICY,
-    },
+    }
+    | _RISK_READ
+    | _RISK_ACT,
     Role.OPERATIONS_MANAGER: _READ_BASE
-    | {CHANGE_CUSTOMERS, VIEW_PII, RUN_IMPORTS, VIEW_IMPORTS, VIEW_MODELS, CHANGE_GRADE_POLICY},
-    # Agents see contact data masked: replies go out through the channel, not by hand.
-    Role.SERVICE_AGENT: _READ_BASE | {CHANGE_CUSTOMERS},
-    Role.RISK_ANALYST: _READ_BASE | {VIEW_IMPORTS, VIEW_MODELS},
+    | {CHANGE_CUSTOMERS, VIEW_PII, RUN_IMPORTS, VIEW_IMPORTS, VIEW_MODELS, CHANGE_GRADE_POLICY}
+    | _RISK_READ
+    | {FILE_APPEAL},
+    # Agents see contact data masked: replies go out through the channel, not by hand. They see
+    # restrictions and their reasons and file appeals for customers, but cannot lift anything.
+    Role.SERVICE_AGENT: _READ_BASE
+    | {CHANGE_CUSTOMERS, VIEW_RESTRICTIONS, VIEW_CHECKOUT_POLICY, FILE_APPEAL},
+    # Only risk analysts act on risk; separation of duties is per case (patron.risk.rules).
+    Role.RISK_ANALYST: _READ_BASE | {VIEW_IMPORTS, VIEW_MODELS} | _RISK_READ | _RISK_ACT,
     Role.MARKETER: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_MODELS},
-    Role.AUDITOR: {VIEW_CUSTOMERS, VIEW_AUDIT, VIEW_IMPORTS, VIEW_MODELS},
+    Role.AUDITOR: {VIEW_CUSTOMERS, VIEW_AUDIT, VIEW_IMPORTS, VIEW_MODELS} | _RISK_READ,
     Role.ANALYST: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_IMPORTS, VIEW_MODELS},
+    # Checkout and other systems: one token, one question.
+    Role.INTEGRATION: {VIEW_CHECKOUT_POLICY},
 }
 
 ROLE_LABELS: dict[Role, str] = {
@@ -60,4 +79,5 @@ ROLE_LABELS: dict[Role, str] = {
     Role.MARKETER: "营销 Marketer",
     Role.AUDITOR: "审计 Auditor",
     Role.ANALYST: "分析师 Analyst",
+    Role.INTEGRATION: "系统对接 Integration (checkout and other systems)",
 }

@@ -9,6 +9,7 @@ transaction never commits, and the next run (idempotent by (source, external_id)
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -30,7 +31,10 @@ from patron.ingest.mapping import Mapping
 from patron.ingest.models import ImportBatch
 from patron.ingest.readers import read_header
 from patron.ingest.schemas import KINDS, LOAD_ORDER
+from patron.ingest.signals import batch_committed
 from patron.ingest.writers import addresses_sync, id_map, write_table
+
+logger = logging.getLogger(__name__)
 
 MAX_ERRORS_KEPT = 200
 Progress = Callable[[str, int, int | None], None]
@@ -234,6 +238,13 @@ def import_parts(
         _save_batch(batch, summary, ImportBatch.Status.FAILED, started)
         raise
     _save_batch(batch, summary, summary.status, started)
+    if summary.status == ImportBatch.Status.COMMITTED and (summary.inserted or summary.updated):
+        changed = {k for k, c in summary.by_kind.items() if c.get("inserted") or c.get("updated")}
+        for receiver, outcome in batch_committed.send_robust(
+            sender=ImportBatch, batch_id=batch.pk, kinds=changed
+        ):
+            if isinstance(outcome, Exception):
+                logger.error("after import batch %s: %s failed: %r", batch.pk, receiver, outcome)
     return summary
 
 

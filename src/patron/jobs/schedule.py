@@ -39,6 +39,11 @@ def as_of_slot_date(slot: datetime) -> dict[str, Any]:
     return {"as_of": slot.date().isoformat()}
 
 
+def as_of_slot_time(slot: datetime) -> dict[str, Any]:
+    """``{"as_of": ISO timestamp}``: the slot itself, for jobs that read data up to the minute."""
+    return {"as_of": slot.isoformat()}
+
+
 @dataclass(frozen=True)
 class PeriodicJob:
     name: str
@@ -74,6 +79,14 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
         task="patron.scoring.tasks.regrade_quarterly",
         arguments=as_of_slot_date,
         description="Re-decide every customer's grade at the start of each quarter",
+    ),
+    PeriodicJob(
+        name="risk-detect",
+        cron="30 * * * *",
+        task="patron.risk.tasks.detect_risk",
+        arguments=as_of_slot_time,
+        description="Run the risk rules and the anomaly model (also after each import batch)",
+        max_catch_up=1,
     ),
 )
 

@@ -11,7 +11,13 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from patron.account.roles import VIEW_AUDIT, VIEW_CUSTOMERS, VIEW_IMPORTS, VIEW_MODELS
+from patron.account.roles import (
+    VIEW_AUDIT,
+    VIEW_CUSTOMERS,
+    VIEW_IMPORTS,
+    VIEW_MODELS,
+    VIEW_RISK,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ NAV_ENTRIES: list[NavEntry] = [
     NavEntry(_("Customers"), "web:customer-list", VIEW_CUSTOMERS),
     NavEntry(_("Imports"), "web:import-list", VIEW_IMPORTS),
     NavEntry(_("Models"), "web:models", VIEW_MODELS),
+    NavEntry(_("Risk"), "web:risk-alerts", VIEW_RISK),
     NavEntry(_("Audit log"), "web:audit-list", VIEW_AUDIT),
     NavEntry(_("Admin"), "admin:index", is_superuser_only=True),
 ]

@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from patron.risk import views as risk_views
 from patron.scoring import views as scoring_views
 from patron.web import views
 
@@ -33,5 +34,21 @@ urlpatterns = [
         "models/grade-policy/<int:version>/apply/",
         scoring_views.policy_apply_page,
         name="grade-policy-apply",
+    ),
+    path("risk/", risk_views.alert_list, name="risk-alerts"),
+    path("risk/alerts/<int:alert_id>/", risk_views.alert_detail, name="risk-alert"),
+    path("risk/blacklist/", risk_views.blacklist, name="risk-blacklist"),
+    path("risk/appeals/", risk_views.appeal_list, name="risk-appeals"),
+    path("risk/appeals/<int:appeal_id>/", risk_views.appeal_detail, name="risk-appeal"),
+    path("risk/rules/", risk_views.rule_list, name="risk-rules"),
+    path(
+        "risk/customers/<int:customer_id>/appeals/",
+        risk_views.appeal_file,
+        name="risk-appeal-file",
+    ),
+    path(
+        "risk/restrictions/<int:restriction_id>/lift/",
+        risk_views.restriction_lift,
+        name="risk-restriction-lift",
     ),
 ]

@@ -100,13 +100,30 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 
 @patron_page
 def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
+    return customer_page(request, customer_id)
+
+
+def customer_page(
+    request: HttpRequest,
+    customer_id: int,
+    *,
+    risk_form: dict[str, Any] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The customer page; ``risk_form`` re-shows a risk form (an appeal, a lift) that failed,
+    with the user's input and the error, under ``status``."""
+    # Imported here: the risk pages build on ``patron_page`` from this module.
+    from patron.risk.views import customer_risk_section
+
     profile = customer_selectors.customer_profile(user=request.user, customer_id=customer_id)
     context = {
         "profile": profile,
         "customer": profile.customer,
         "score_chart": _score_history_chart(profile.score_history),
+        "risk": customer_risk_section(user=request.user, customer_id=customer_id),
+        "risk_form": risk_form or {},
     }
-    return render(request, "web/customers/detail.html", context)
+    return render(request, "web/customers/detail.html", context, status=status)
 
 
 def _score_history_chart(history: tuple[dict[str, Any], ...]) -> dict[str, Any] | None:

@@ -59,8 +59,10 @@ def test_the_first_pass_enqueues_only_the_latest_slot_of_each_job(clock: Clock) 
     assert [(slot.job, slot.slot_time) for slot in result.enqueued] == [
         ("score-nightly", utc("2026-11-19 18:00")),
         ("regrade-quarterly", utc("2026-09-30 19:00")),
+        ("risk-detect", utc("2026-11-20 01:30")),
     ]
     assert _queued() == [
+        ("patron.risk.tasks.detect_risk", {"as_of": "2026-11-20T09:30:00+08:00"}),
         ("patron.scoring.tasks.regrade_quarterly", {"as_of": "2026-10-01"}),
         ("patron.scoring.tasks.score_nightly", {"as_of": "2026-11-20"}),
     ]
@@ -71,7 +73,7 @@ def test_the_first_pass_enqueues_only_the_latest_slot_of_each_job(clock: Clock) 
         {"as_of": "2026-11-20"},
         "host-a:1",
     )
-    assert result.next_due == utc("2026-11-20 18:00")
+    assert result.next_due == utc("2026-11-20 02:30")  # risk-detect, hourly at half past
 
 
 def test_a_second_pass_enqueues_nothing_more(clock: Clock) -> None:

@@ -140,12 +140,12 @@ def test_static_assets_are_vendored(db: None) -> None:
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        (Role.ADMINISTRATOR, ["Customers", "Imports", "Models", "Audit log", "Admin"]),
-        (Role.OPERATIONS_MANAGER, ["Customers", "Imports", "Models"]),
+        (Role.ADMINISTRATOR, ["Customers", "Imports", "Models", "Risk", "Audit log", "Admin"]),
+        (Role.OPERATIONS_MANAGER, ["Customers", "Imports", "Models", "Risk"]),
         (Role.SERVICE_AGENT, ["Customers"]),
-        (Role.RISK_ANALYST, ["Customers", "Imports", "Models"]),
+        (Role.RISK_ANALYST, ["Customers", "Imports", "Models", "Risk"]),
         (Role.MARKETER, ["Customers", "Models"]),
-        (Role.AUDITOR, ["Customers", "Imports", "Models", "Audit log"]),
+        (Role.AUDITOR, ["Customers", "Imports", "Models", "Risk", "Audit log"]),
         (Role.ANALYST, ["Customers", "Imports", "Models"]),
     ],
 )
@@ -173,7 +173,7 @@ def test_navigation_is_empty_for_anonymous_users(rf: object) -> None:
 
     # when / then
     assert nav_items(request) == []
-    assert len(NAV_ENTRIES) == 5
+    assert len(NAV_ENTRIES) == 6
 
 
 # --- customer list ------------------------------------------------------------------------------
