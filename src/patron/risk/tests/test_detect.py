@@ -20,7 +20,8 @@ from patron.risk.detection import DEFAULT_RULES
 from patron.risk.models import Alert, BlacklistEntry, DetectionRun, Restriction, RiskRule
 from patron.risk.tasks import TASK_PATH, enqueue_after_import
 
-pytestmark = pytest.mark.django_db
+# transaction=True: on PostgreSQL detection reads the tables through ADBC, its own connection
+pytestmark = pytest.mark.django_db(transaction=True)
 
 AS_OF = at("2026-06-01 00:00")
 
