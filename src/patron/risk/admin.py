@@ -9,6 +9,7 @@ from patron.risk.models import (
     Alert,
     Appeal,
     BlacklistEntry,
+    CreditOverride,
     DetectionRun,
     Restriction,
     RiskPolicy,
@@ -71,3 +72,9 @@ class DetectionRunAdmin(ReadOnlyAdmin):
         "alerts_updated",
         "seconds",
     )
+
+
+@admin.register(CreditOverride)
+class CreditOverrideAdmin(ReadOnlyAdmin):
+    list_display = ("id", "customer", "credit_limit", "granted_by", "granted_at", "revoked_at")
+    list_select_related = ("customer", "granted_by")

@@ -331,6 +331,7 @@ class AppealOut(Schema):
     id: int
     customer_id: int
     customer_name: str
+    subject: str = Field(description="restriction, blacklist, or automated (score-set terms)")
     restriction_id: int | None
     blacklist_id: int | None
     target: str
@@ -351,6 +352,11 @@ class AppealIn(Schema):
     statement: str = Field(min_length=1, max_length=services.MAX_REASON)
     restriction_id: int | None = None
     blacklist_id: int | None = None
+    automated: bool = Field(
+        False,
+        description="Against the checkout terms the credit score set without a person "
+        "(PIPL Art. 24): no restriction_id or blacklist_id",
+    )
     channel: str = Field("api", max_length=20)
 
 
@@ -362,6 +368,14 @@ class AppealParams(Schema):
 class AppealDecisionIn(Schema):
     outcome: Literal["uphold", "overturn"]
     reason: str = Field(min_length=1, max_length=services.MAX_REASON)
+    credit_limit: Decimal | None = Field(
+        None,
+        ge=0,
+        max_digits=14,
+        decimal_places=2,
+        description="Overturning an automated decision: the credit limit granted "
+        "(default: the lowest credit band's)",
+    )
 
 
 @router.get("/appeals", response={200: list[AppealOut], **ERRORS}, summary="Appeals, due first")
@@ -383,6 +397,7 @@ def file_appeal(request: HttpRequest, body: AppealIn) -> tuple[int, selectors.Ap
         statement=body.statement,
         restriction_id=body.restriction_id,
         blacklist_id=body.blacklist_id,
+        automated=body.automated,
         channel=body.channel,
     )
     return 201, selectors.appeal_get(user=request.user, appeal_id=appeal.pk)
@@ -412,9 +427,36 @@ def decide_appeal(
     request: HttpRequest, appeal_id: int, body: AppealDecisionIn
 ) -> selectors.AppealView:
     services.appeal_decide(
-        user=request.user, appeal_id=appeal_id, outcome=body.outcome, reason=body.reason
+        user=request.user,
+        appeal_id=appeal_id,
+        outcome=body.outcome,
+        reason=body.reason,
+        credit_limit=body.credit_limit,
     )
     return selectors.appeal_get(user=request.user, appeal_id=appeal_id)
+
+
+class CreditOverrideOut(Schema):
+    id: int
+    customer_id: int
+    credit_limit: Decimal
+    allow_deferred: bool
+    reason: str
+    appeal_id: int | None
+    granted_at: datetime
+    revoked_at: datetime | None
+    revoke_reason: str
+
+
+@router.post(
+    "/credit-overrides/{override_id}/revoke",
+    response={200: CreditOverrideOut, **ERRORS},
+    summary="End checkout terms granted on appeal: the credit score decides again",
+)
+def revoke_override(request: HttpRequest, override_id: int, body: ReasonIn) -> Any:
+    return services.credit_override_revoke(
+        user=request.user, override_id=override_id, reason=body.reason
+    )
 
 
 # ---------------------------------------------------------------------- rules and detection

@@ -266,7 +266,8 @@ class BlacklistEntry(models.Model):
 
 
 class Appeal(models.Model):
-    """A customer's objection to a restriction or a blacklisting: a case with its own SLA,
+    """A customer's objection to a restriction, a blacklisting, or the checkout terms their
+    credit score decided automatically (PIPL Art. 24, GDPR Art. 22): a case with its own SLA,
     decided by a person other than whoever decided what is appealed."""
 
     class Status(models.TextChoices):
@@ -275,7 +276,13 @@ class Appeal(models.Model):
         UPHELD = "upheld", "维持 Upheld"
         OVERTURNED = "overturned", "撤销 Overturned"
 
+    class Subject(models.TextChoices):
+        RESTRICTION = "restriction", "限制措施 A restriction"
+        BLACKLIST = "blacklist", "黑名单 A blacklisting"
+        AUTOMATED = "automated", "自动决策 Checkout terms set by the credit score"
+
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="risk_appeals")
+    subject = models.CharField(max_length=12, choices=Subject.choices, default=Subject.RESTRICTION)
     restriction = models.ForeignKey(
         Restriction, null=True, blank=True, on_delete=models.CASCADE, related_name="appeals"
     )
@@ -301,9 +308,17 @@ class Appeal(models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(restriction__isnull=False, blacklist__isnull=True)
-                | Q(restriction__isnull=True, blacklist__isnull=False),
+                condition=Q(
+                    subject="restriction", restriction__isnull=False, blacklist__isnull=True
+                )
+                | Q(subject="blacklist", restriction__isnull=True, blacklist__isnull=False)
+                | Q(subject="automated", restriction__isnull=True, blacklist__isnull=True),
                 name="risk_appeal_one_target",
+            ),
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=Q(subject="automated", status__in=["open", "in_review"]),
+                name="risk_appeal_one_live_automated",
             ),
             models.UniqueConstraint(
                 fields=["restriction"],
@@ -319,3 +334,38 @@ class Appeal(models.Model):
 
     def __str__(self) -> str:
         return f"appeal {self.pk} ({self.status})"
+
+
+class CreditOverride(models.Model):
+    """Checkout terms a person granted after reviewing what the credit score decided
+    automatically (an overturned appeal): deferred payment and a credit limit. Restrictions a
+    person applied still come on top."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="risk_credit_overrides"
+    )
+    credit_limit = models.DecimalField(max_digits=14, decimal_places=2)
+    allow_deferred = models.BooleanField(
+        default=True, help_text="Offer cash on delivery and pay later whatever the score"
+    )
+    reason = models.TextField()
+    appeal = models.ForeignKey(
+        Appeal, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrides"
+    )
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    granted_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoke_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["customer", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"credit override {self.pk} on {self.customer_id}"

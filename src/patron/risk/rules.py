@@ -263,6 +263,14 @@ class ActiveRestriction:
 
 
 @dataclass(frozen=True)
+class Override:
+    """Terms a person granted on review of the automated decision (``CreditOverride``)."""
+
+    credit_limit: Decimal
+    allow_deferred: bool
+
+
+@dataclass(frozen=True)
 class CheckoutPolicy:
     may_order: bool
     payment_methods: tuple[str, ...]
@@ -284,8 +292,12 @@ def checkout_policy(
     grade: str,
     restrictions: Sequence[ActiveRestriction] = (),
     blacklisted: bool = False,
+    override: Override | None = None,
 ) -> CheckoutPolicy:
-    """What a shop may offer this customer at checkout, and why, in plain words."""
+    """What a shop may offer this customer at checkout, and why, in plain words.
+
+    The score decides automatically; an ``override`` a person granted on appeal replaces what
+    the score decided; restrictions a person applied come last and only ever take away."""
     reasons: list[dict[str, Any]] = []
     if blacklisted:
         return CheckoutPolicy(
@@ -346,6 +358,23 @@ def checkout_policy(
                     minimum=round(rules.review_below_score),
                 )
             )
+    if override is not None:
+        review = False
+        limit = override.credit_limit
+        if override.allow_deferred:
+            methods = [
+                m for m in rules.payment_methods if m in methods or m in rules.deferred_methods
+            ]
+        reasons = [  # what the score decided no longer holds: say what does
+            _reason(
+                N_(
+                    "A person reviewed what the credit score decided and granted a credit limit "
+                    "of {limit} {currency}."
+                ),
+                limit=f"{limit:,.2f}",
+                currency=rules.currency,
+            )
+        ]
     may_order = True
     coupons = True
     for restriction in restrictions:

@@ -24,7 +24,14 @@ from patron.customer.models import Customer
 from patron.errors import NotFound, ValidationFailed
 from patron.intelligence.explain import render
 from patron.risk import rules
-from patron.risk.models import Alert, Appeal, BlacklistEntry, Restriction, RestrictionKind
+from patron.risk.models import (
+    Alert,
+    Appeal,
+    BlacklistEntry,
+    CreditOverride,
+    Restriction,
+    RestrictionKind,
+)
 from patron.scoring.models import CustomerScore
 
 POLICY_TTL_SECONDS = 5.0
@@ -97,6 +104,14 @@ def checkout_policy_of(*, user: Any, customer_id: int) -> CheckoutPolicyView:
     blacklisted = BlacklistEntry.objects.filter(
         customer_id=customer_id, status=BlacklistEntry.Status.ACTIVE
     ).exists()
+    granted = (
+        CreditOverride.objects.filter(
+            customer_id=customer_id, revoked_at__isnull=True, granted_at__lte=now
+        )
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .values_list("credit_limit", "allow_deferred")
+        .first()
+    )
     credit, grade, as_of = score if score is not None else (None, "", None)
     policy = rules.checkout_policy(
         policy_rules_cached(),
@@ -104,6 +119,7 @@ def checkout_policy_of(*, user: Any, customer_id: int) -> CheckoutPolicyView:
         grade=grade or "",
         restrictions=live,
         blacklisted=blacklisted,
+        override=rules.Override(*granted) if granted is not None else None,
     )
     return CheckoutPolicyView(
         customer_id=customer_id,
@@ -359,6 +375,7 @@ class AppealView:
     id: int
     customer_id: int
     customer_name: str
+    subject: str  # restriction, blacklist or automated
     restriction_id: int | None
     blacklist_id: int | None
     target: str  # plain words: what is appealed
@@ -375,7 +392,9 @@ class AppealView:
 
 
 def _appeal_view(a: Appeal, now: datetime) -> AppealView:
-    if a.restriction_id is not None and a.restriction is not None:
+    if a.subject == Appeal.Subject.AUTOMATED:
+        target = translation.gettext("Checkout terms set by the credit score")
+    elif a.restriction_id is not None and a.restriction is not None:
         target = f"{RestrictionKind(a.restriction.kind).label} — {a.restriction.reason}"
     else:
         what = translation.gettext("Blacklisting")
@@ -384,6 +403,7 @@ def _appeal_view(a: Appeal, now: datetime) -> AppealView:
         id=a.pk,
         customer_id=a.customer_id,
         customer_name=a.customer.name,
+        subject=a.subject,
         restriction_id=a.restriction_id,
         blacklist_id=a.blacklist_id,
         target=target,

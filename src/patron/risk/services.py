@@ -33,6 +33,7 @@ from patron.risk.models import (
     Alert,
     Appeal,
     BlacklistEntry,
+    CreditOverride,
     Restriction,
     RestrictionKind,
     RiskPolicy,
@@ -467,6 +468,59 @@ def blacklist_lift(*, user: Any, entry_id: int, reason: str) -> BlacklistEntry:
 # ---------------------------------------------------------------------- appeals
 
 
+def credit_override_revoke(*, user: Any, override_id: int, reason: str) -> CreditOverride:
+    """End terms granted on appeal (the score decides again); recorded like every decision."""
+    require_permission(user, ACT_ON_RISK)
+    reason = _reason_text(reason, "revoking granted checkout terms")
+    with transaction.atomic():
+        override = _locked(CreditOverride, override_id, "credit override")
+        if override.revoked_at is not None:
+            raise Conflict(f"credit override {override_id} was already revoked")
+        override.revoked_at = timezone.now()
+        override.revoked_by = user
+        override.revoke_reason = reason
+        override.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+        _audit(
+            user,
+            entity="credit_override",
+            pk=override.pk,
+            customer_id=override.customer_id,
+            summary="checkout terms granted on appeal revoked",
+            reason=reason,
+        )
+    return override
+
+
+def _override_grant(
+    appeal: Appeal, *, user: Any, reason: str, now: datetime, limit: Decimal | None
+) -> CreditOverride:
+    """Replace what the score decided with terms a person chose; an earlier grant is revoked."""
+    if limit is None:
+        bands = risk_policy_rules().credit_bands
+        limit = bands[-1].limit if bands else Decimal("0.00")
+    CreditOverride.objects.filter(customer_id=appeal.customer_id, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_by=user, revoke_reason=f"replaced on appeal {appeal.pk}"
+    )
+    override = CreditOverride.objects.create(
+        customer_id=appeal.customer_id,
+        credit_limit=limit.quantize(Decimal("0.01")),
+        reason=reason,
+        appeal=appeal,
+        granted_by=user,
+        granted_at=now,
+    )
+    _audit(
+        user,
+        entity="credit_override",
+        pk=override.pk,
+        customer_id=appeal.customer_id,
+        summary=f"checkout terms granted on appeal: credit limit {override.credit_limit}",
+        credit_limit=str(override.credit_limit),
+        reason=reason,
+    )
+    return override
+
+
 def risk_policy_rules() -> rules.RiskPolicyRules:
     return rules.RiskPolicyRules.from_dict(risk_policy_active().rules)
 
@@ -478,13 +532,17 @@ def appeal_file(
     statement: str,
     restriction_id: int | None = None,
     blacklist_id: int | None = None,
+    automated: bool = False,
     channel: str = "staff",
 ) -> Appeal:
-    """File a customer's appeal against one restriction or blacklisting in force."""
+    """File a customer's appeal against one restriction or blacklisting in force, or
+    (``automated``) against the checkout terms their credit score decided without a person."""
     require_permission(user, FILE_APPEAL)
     statement = _reason_text(statement, "appeal statement")
-    if (restriction_id is None) == (blacklist_id is None):
-        raise ValidationFailed("appeal: name exactly one of restriction_id and blacklist_id")
+    if sum((restriction_id is not None, blacklist_id is not None, automated)) != 1:
+        raise ValidationFailed(
+            "appeal: name exactly one of restriction_id, blacklist_id and automated"
+        )
     now = timezone.now()
     sla = risk_policy_rules().appeal_sla_hours
     try:
@@ -492,20 +550,27 @@ def appeal_file(
             customer = _customer(customer_id)
             restriction = blacklist = None
             if restriction_id is not None:
+                subject = Appeal.Subject.RESTRICTION
                 restriction = _locked(Restriction, restriction_id, "restriction")
                 if restriction.customer_id != customer.pk:
                     raise ValidationFailed(f"restriction {restriction_id} is another customer's")
                 if restriction.lifted_at is not None:
                     raise Conflict(f"restriction {restriction_id} is no longer in force")
-            else:
-                assert blacklist_id is not None
+                against = f"restriction {restriction_id}"
+            elif blacklist_id is not None:
+                subject = Appeal.Subject.BLACKLIST
                 blacklist = _locked(BlacklistEntry, blacklist_id, "blacklist entry")
                 if blacklist.customer_id != customer.pk:
                     raise ValidationFailed(f"blacklist entry {blacklist_id} is another customer's")
                 if blacklist.status not in rules.LIVE_BLACKLIST:
                     raise Conflict(f"blacklist entry {blacklist_id} is {blacklist.status}")
+                against = f"blacklisting {blacklist_id}"
+            else:
+                subject = Appeal.Subject.AUTOMATED
+                against = "the checkout terms set by the credit score"
             appeal = Appeal.objects.create(
                 customer=customer,
+                subject=subject,
                 restriction=restriction,
                 blacklist=blacklist,
                 statement=statement,
@@ -519,12 +584,7 @@ def appeal_file(
                 entity="appeal",
                 pk=appeal.pk,
                 customer_id=customer.pk,
-                summary="appeal filed against "
-                + (
-                    f"restriction {restriction_id}"
-                    if restriction
-                    else f"blacklisting {blacklist_id}"
-                ),
+                summary=f"appeal filed against {against}",
                 channel=appeal.channel,
                 due_at=appeal.due_at.isoformat(),
             )
@@ -534,6 +594,8 @@ def appeal_file(
 
 
 def _deciders(appeal: Appeal) -> list[int | None]:
+    if appeal.subject == Appeal.Subject.AUTOMATED:
+        return []  # the score decided: any analyst may review
     if appeal.restriction_id is not None:
         restriction = appeal.restriction
         assert restriction is not None
@@ -562,12 +624,23 @@ def appeal_start_review(*, user: Any, appeal_id: int) -> Appeal:
     return appeal
 
 
-def appeal_decide(*, user: Any, appeal_id: int, outcome: str, reason: str) -> Appeal:
-    """Uphold or overturn. Overturning lifts what was appealed at once, in the same transaction."""
+def appeal_decide(
+    *,
+    user: Any,
+    appeal_id: int,
+    outcome: str,
+    reason: str,
+    credit_limit: Decimal | None = None,
+) -> Appeal:
+    """Uphold or overturn. Overturning lifts what was appealed at once, in the same transaction;
+    for an appeal against the automated checkout terms it grants ``credit_limit`` with cash on
+    delivery and pay later (``CreditOverride``)."""
     require_permission(user, DECIDE_APPEAL)
     if outcome not in ("uphold", "overturn"):
         raise ValidationFailed(f"appeal outcome {outcome!r}: use uphold or overturn")
     reason = _reason_text(reason, "appeal decision")
+    if credit_limit is not None and (not credit_limit.is_finite() or credit_limit < 0):
+        raise ValidationFailed("appeal.credit_limit: expected an amount of zero or more")
     with transaction.atomic():
         appeal = _locked(Appeal, appeal_id, "appeal")
         status = _transition(rules.appeal_next, appeal.status, outcome)
@@ -582,7 +655,9 @@ def appeal_decide(*, user: Any, appeal_id: int, outcome: str, reason: str) -> Ap
         appeal.save(update_fields=["status", "reviewer", "decided_at", "decision_reason"])
         if outcome == "overturn":
             lift_reason = f"appeal {appeal.pk} overturned: {reason}"
-            if appeal.restriction_id is not None:
+            if appeal.subject == Appeal.Subject.AUTOMATED:
+                _override_grant(appeal, user=user, reason=lift_reason, now=now, limit=credit_limit)
+            elif appeal.restriction_id is not None:
                 restriction = _locked(Restriction, appeal.restriction_id, "restriction")
                 if restriction.lifted_at is None:
                     _lift(restriction, user=user, reason=lift_reason, now=now, via="appeal")

@@ -17,6 +17,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -119,6 +120,16 @@ def _whole(text: str, name: str) -> int:
         return int(text.strip())
     except (AttributeError, ValueError):
         raise ValidationFailed(f"{name}: expected a whole number, got '{text}'") from None
+
+
+def _amount(text: str, name: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except (AttributeError, ArithmeticError):
+        raise ValidationFailed(f"{name}: expected an amount, got '{text}'") from None
+    if not value.is_finite() or value < 0:
+        raise ValidationFailed(f"{name}: expected an amount of zero or more")
+    return value
 
 
 def _number(text: str, name: str) -> float:
@@ -765,7 +776,22 @@ def _appeal_target(user: Any, appeal: selectors.AppealView) -> AppealTarget:
             status_label=_("in force") if in_force else _("lifted"),
             is_in_force=in_force,
         )
-    assert appeal.blacklist_id is not None  # an appeal is against one or the other
+    if appeal.subject == Appeal.Subject.AUTOMATED:
+        return AppealTarget(
+            kind="automated",
+            label=_("Checkout terms set by the credit score"),
+            scope_text=_(
+                "No person decided these terms: the credit score did. Overturning grants cash "
+                "on delivery, pay later and the credit limit you set."
+            ),
+            reason="",
+            evidence=[],
+            decided_by=[],
+            since=appeal.filed_at,
+            status_label=_("automated decision"),
+            is_in_force=True,
+        )
+    assert appeal.blacklist_id is not None  # an appeal is against one of the three
     entry = BlacklistEntry.objects.select_related("proposed_by").get(pk=appeal.blacklist_id)
     deciders = [a.get("username", "") for a in entry.approvals or []]
     return AppealTarget(
@@ -798,8 +824,13 @@ def appeal_detail(request: HttpRequest, appeal_id: int) -> HttpResponse:
                 services.appeal_start_review(user=request.user, appeal_id=appeal_id)
                 message = _("Appeal #%(id)s is in review.")
             elif action in ("uphold", "overturn"):
+                limit = request.POST.get("credit_limit", "").strip()
                 services.appeal_decide(
-                    user=request.user, appeal_id=appeal_id, outcome=action, reason=reason
+                    user=request.user,
+                    appeal_id=appeal_id,
+                    outcome=action,
+                    reason=reason,
+                    credit_limit=_amount(limit, "credit_limit") if limit else None,
                 )
                 message = (
                     _("Appeal #%(id)s overturned: the decision is lifted.")
@@ -811,7 +842,13 @@ def appeal_detail(request: HttpRequest, appeal_id: int) -> HttpResponse:
                     f"action: one of start_review, uphold, overturn; got '{action}'"
                 )
         except (ValidationFailed, Conflict, PermissionDenied) as error:
-            failure = {"action": action, "reason": reason, "error": error}
+            limit_text = request.POST.get("credit_limit", "")
+            failure = {
+                "action": action,
+                "reason": reason,
+                "credit_limit": limit_text,
+                "error": error,
+            }
         else:
             messages.success(request, message % {"id": appeal_id})
             return redirect("web:risk-appeal", appeal_id=appeal_id)
@@ -1080,6 +1117,7 @@ class CustomerRisk:
     blacklist: BlacklistStatus | None
     may_file_appeal: bool
     may_lift: bool
+    automated_appeal_id: int | None = None  # an open appeal against the score-set terms
 
     @property
     def blacklist_target(self) -> str:
@@ -1144,6 +1182,13 @@ def customer_risk_section(*, user: Any, customer_id: int) -> CustomerRisk | None
         blacklist=customer_blacklist_status(user=user, customer_id=customer_id),
         may_file_appeal=user.has_perm(FILE_APPEAL),
         may_lift=user.has_perm(ACT_ON_RISK),
+        automated_appeal_id=Appeal.objects.filter(
+            customer_id=customer_id,
+            subject=Appeal.Subject.AUTOMATED,
+            status__in=rules.LIVE_APPEAL,
+        )
+        .values_list("pk", flat=True)
+        .first(),
     )
 
 
@@ -1165,7 +1210,14 @@ def appeal_file(request: HttpRequest, customer_id: int) -> HttpResponse:
     statement = request.POST.get("statement", "")
     restriction = request.POST.get("restriction", "")
     entry = request.POST.get("blacklist", "")
-    target = f"restriction-{restriction}" if restriction else f"blacklist-{entry}"
+    automated = request.POST.get("automated") == "1"
+    target = (
+        "automated"
+        if automated
+        else f"restriction-{restriction}"
+        if restriction
+        else f"blacklist-{entry}"
+    )
     try:
         appeal = services.appeal_file(
             user=request.user,
@@ -1173,6 +1225,7 @@ def appeal_file(request: HttpRequest, customer_id: int) -> HttpResponse:
             statement=statement,
             restriction_id=_whole(restriction, "restriction") if restriction else None,
             blacklist_id=_whole(entry, "blacklist") if entry else None,
+            automated=automated,
             channel="staff",
         )
     except (ValidationFailed, Conflict) as error:

@@ -277,3 +277,23 @@ def test_restrictions_only_ever_take_away(
     assert limited.coupons_allowed <= free.coupons_allowed
     assert limited.order_review >= free.order_review
     assert len(limited.reasons) >= len(free.reasons) + len(kinds)
+
+
+def test_terms_a_person_granted_replace_what_the_score_decided_but_not_restrictions() -> None:
+    granted = rules.Override(credit_limit=Decimal("800.00"), allow_deferred=True)
+    # when
+    policy = checkout_policy(POLICY, credit_score=470, grade="ordinary", override=granted)
+    restricted = checkout_policy(
+        POLICY,
+        credit_score=470,
+        grade="ordinary",
+        override=granted,
+        restrictions=[_restriction("payment_method", {"methods": ["cod"]})],
+    )
+    # then
+    assert policy.payment_methods == ALL and policy.credit_limit == Decimal("800.00")
+    assert not policy.order_review
+    assert _texts(policy.reasons) == [
+        "A person reviewed what the credit score decided and granted a credit limit of 800.00 CNY."
+    ]
+    assert "cod" not in restricted.payment_methods and "pay_later" in restricted.payment_methods

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from patron.conftest import ALL_ROLES, make_customer, make_user
 from patron.customer.models import Customer
 from patron.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from patron.risk import selectors, services
-from patron.risk.models import Alert, Appeal, BlacklistEntry, Restriction
+from patron.risk.models import Alert, Appeal, BlacklistEntry, CreditOverride, Restriction
 from patron.risk.services import RestrictionRequest
 
 pytestmark = pytest.mark.django_db
@@ -378,3 +379,47 @@ def test_two_appeal_decisions_at_once_leave_one_outcome(
     restriction.refresh_from_db()
     assert (appeal.status == "overturned") == (restriction.lifted_at is not None)
     assert Appeal.objects.count() == 1 and BlacklistEntry.objects.count() == 0
+
+
+def test_a_customer_contests_what_the_score_decided_and_a_person_grants_terms(
+    analyst: User, customer: Customer
+) -> None:
+    # given: a low score took away cash on delivery and pay later, with no person involved
+    from patron.scoring.models import CustomerScore, ScoreRun
+
+    run = ScoreRun.objects.create(
+        as_of=timezone.localdate(), status="completed", started_at=timezone.now()
+    )
+    CustomerScore.objects.create(
+        customer=customer, run=run, as_of=run.as_of, credit_score=470, grade="ordinary"
+    )
+    shop = make_user(Role.INTEGRATION)
+    before = selectors.checkout_policy_of(user=shop, customer_id=customer.pk)
+    assert "cod" not in before.payment_methods and before.order_review
+    agent = make_user(Role.SERVICE_AGENT)
+    # when
+    appeal = services.appeal_file(
+        user=agent, customer_id=customer.pk, automated=True, statement="我一直按时付款"
+    )
+    with pytest.raises(Conflict, match="already open"):
+        services.appeal_file(user=agent, customer_id=customer.pk, automated=True, statement="再次")
+    decided = services.appeal_decide(
+        user=analyst,
+        appeal_id=appeal.pk,
+        outcome="overturn",
+        reason="付款记录良好",
+        credit_limit=Decimal("300"),
+    )
+    # then
+    assert decided.status == "overturned" and appeal.subject == "automated"
+    after = selectors.checkout_policy_of(user=shop, customer_id=customer.pk)
+    assert "cod" in after.payment_methods and after.credit_limit == Decimal("300.00")
+    assert not after.order_review
+    override = CreditOverride.objects.get(customer=customer)
+    assert override.granted_by == analyst and override.appeal_id == appeal.pk
+    # and revoking it gives the decision back to the score
+    services.credit_override_revoke(user=analyst, override_id=override.pk, reason="出现拒付")
+    assert (
+        "cod"
+        not in selectors.checkout_policy_of(user=shop, customer_id=customer.pk).payment_methods
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ from patron.commerce.models import ReturnRequest, Review
 from patron.conftest import NO_ROLE, CustomerFile, make_user
 from patron.customer.models import Customer
 from patron.risk import detect, services
-from patron.risk.models import Alert, Appeal, BlacklistEntry, Restriction, RiskPolicy, RiskRule
+from patron.risk.models import (
+    Alert,
+    Appeal,
+    BlacklistEntry,
+    CreditOverride,
+    Restriction,
+    RiskPolicy,
+    RiskRule,
+)
 from patron.risk.services import RestrictionRequest
 
 pytestmark = pytest.mark.django_db
@@ -797,3 +806,37 @@ def test_the_queue_in_chinese(customer: Customer, analyst: User) -> None:
     assert "风险预警" in text
     assert "退换货率" in text
     assert "订单人工审核" in text
+
+
+def test_an_agent_contests_the_score_set_terms_and_an_analyst_grants_terms(
+    customer: Customer, analyst: User, agent: User
+) -> None:
+    # given: the customer page offers agents a way to contest what the score decided
+    page = client_for(agent).get(f"/customers/{customer.pk}/")
+    assert 'data-testid="automated-appeal-form"' in page.content.decode()
+    # when
+    filed = client_for(agent).post(
+        f"/risk/customers/{customer.pk}/appeals/",
+        {"automated": "1", "statement": "我从未拖欠，为何不能货到付款"},
+    )
+    appeal = Appeal.objects.get()
+    shown = client_for(analyst).get(f"/risk/appeals/{appeal.pk}/").content.decode()
+    bad = client_for(analyst).post(
+        f"/risk/appeals/{appeal.pk}/",
+        {"action": "overturn", "reason": "记录良好", "credit_limit": "很多"},
+    )
+    granted = client_for(analyst).post(
+        f"/risk/appeals/{appeal.pk}/",
+        {"action": "overturn", "reason": "记录良好", "credit_limit": "600"},
+    )
+    # then
+    assert filed.status_code == 302 and appeal.subject == "automated"
+    assert (
+        "Checkout terms set by the credit score" in shown and 'data-testid="credit-limit"' in shown
+    )
+    assert bad.status_code == 422 and "credit_limit: expected an amount" in bad.content.decode()
+    assert granted.status_code == 302
+    override = CreditOverride.objects.get(customer=customer)
+    assert override.credit_limit == Decimal("600.00") and override.granted_by == analyst
+    after = text_of(client_for(agent).get(f"/customers/{customer.pk}/").content.decode())
+    assert "A person reviewed what the credit score decided" in after
