@@ -28,7 +28,7 @@ class TokenAuth(HttpBearer):
 api = NinjaAPI(
     title="Patron API",
     version="1",
-    description="Customer quality platform: customers, orders, imports, models, risk. Errors carry "
+    description="Customer quality platform: customers, orders, imports, models, risk, insights. Errors carry "
     "{code, message, details}; 403 permission, 404 not found, 409 conflict, 422 invalid.",
     auth=[TokenAuth(), SessionAuth()],
     urls_namespace="api",
@@ -73,6 +73,7 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 def _mount() -> None:
     from patron.account.api import router as account_router
     from patron.customer.api import router as customer_router
+    from patron.insight.api import router as insight_router
     from patron.risk.api import customer_router as risk_customer_router
     from patron.risk.api import router as risk_router
     from patron.scoring.api import router as scoring_router
@@ -82,6 +83,7 @@ def _mount() -> None:
     api.add_router("/customers", risk_customer_router)
     api.add_router("/models", scoring_router)
     api.add_router("/risk", risk_router)
+    api.add_router("/insights", insight_router)
 
 
 _mount()

@@ -29,6 +29,10 @@ risk_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(risk_app, name="risk")
+insights_app = typer.Typer(
+    help="Insights: fill the KPI tables, see targets and where they stand.", no_args_is_help=True
+)
+app.add_typer(insights_app, name="insights")
 console = Console(stderr=True)
 
 ADAPTERS = ("olist", "taobao", "cdnow")
@@ -897,6 +901,80 @@ def risk_backtest(
         f"({result['dropped_were_dismissed']} of them dismissed by analysts, "
         f"{result['dropped_were_acted_on']} acted on); only proposed: {len(result['only_proposed']):,}"
     )
+
+
+# ---------------------------------------------------------------------- insights
+
+
+@insights_app.command("fill")
+def insights_fill(
+    today: Annotated[
+        datetime | None,
+        typer.Option("--today", formats=["%Y-%m-%d"], help="Fill up to this day's month"),
+    ] = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="Recompute every month (after a back-dated import)"),
+    ] = False,
+) -> None:
+    """Compute every metric for the months not yet filled (the nightly job does this), the
+    cohort retention and grade movement, and seed the default targets."""
+    _django()
+    from patron.insight.services import metrics_fill
+
+    _migrate()
+    with _progress() as progress:
+        summary = metrics_fill(
+            today=today.date() if today else None, rebuild=rebuild, progress=_Bars(progress)
+        )
+    written = sum(summary.months.values())
+    console.print(
+        f"filled {written:,} metric-months over {len(summary.months)} metrics "
+        f"in {summary.seconds:.1f} s"
+        + (f"; no data yet for {', '.join(summary.skipped)}" if summary.skipped else "")
+    )
+    print(json.dumps({"months": summary.months, "skipped": summary.skipped}))
+
+
+@insights_app.command("targets")
+def insights_targets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Every target with its goal, latest value and status (achieved, on track, at risk, …)."""
+    _django()
+    from patron.insight.selectors import target_views
+
+    _require_migrated()
+    views = target_views()
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": v.id,
+                        "metric": v.metric,
+                        "name": v.name,
+                        "baseline": v.baseline,
+                        "goal": v.goal,
+                        "current": v.current,
+                        "deadline": v.deadline.isoformat(),
+                        "status": v.status,
+                    }
+                    for v in views
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    table = Table(title="targets", title_justify="left")
+    for column in ("target", "baseline", "goal", "latest", "deadline", "status"):
+        table.add_column(column)
+    for v in views:
+        latest = "—" if v.current is None else f"{v.current:.4g}"
+        table.add_row(
+            v.name, f"{v.baseline:.4g}", f"{v.goal:.4g}", latest, str(v.deadline), v.status
+        )
+    Console().print(table)
 
 
 def main() -> None:

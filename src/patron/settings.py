@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "patron.ingest",
     "patron.scoring",
     "patron.risk",
+    "patron.insight",
     "patron.jobs",
     "patron.web",
 ]

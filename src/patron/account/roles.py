@@ -35,6 +35,8 @@ CHANGE_RISK_RULES = "risk.change_riskrule"  # edit rules and the risk policy, ru
 FILE_APPEAL = "risk.add_appeal"  # file an appeal on a customer's behalf
 DECIDE_APPEAL = "risk.change_appeal"  # review appeals (never one's own decision)
 VIEW_CHECKOUT_POLICY = "risk.view_riskpolicy"  # GET /api/customers/{id}/checkout-policy
+VIEW_INSIGHTS = "insight.view_metricvalue"  # KPI dashboard, cohorts, targets, reports
+CHANGE_TARGETS = "insight.change_target"  # set targets, refill the metrics
 
 _READ_BASE = {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_TICKETS}
 _RISK_READ = {VIEW_RISK, VIEW_RESTRICTIONS, VIEW_CHECKOUT_POLICY}
@@ -51,22 +53,25 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         MANAGE_USERS,
         VIEW_MODELS,
         CHANGE_GRADE_POLICY,
+        VIEW_INSIGHTS,
+        CHANGE_TARGETS,
     }
     | _RISK_READ
     | _RISK_ACT,
     Role.OPERATIONS_MANAGER: _READ_BASE
     | {CHANGE_CUSTOMERS, VIEW_PII, RUN_IMPORTS, VIEW_IMPORTS, VIEW_MODELS, CHANGE_GRADE_POLICY}
     | _RISK_READ
-    | {FILE_APPEAL},
+    | {FILE_APPEAL, VIEW_INSIGHTS, CHANGE_TARGETS},
     # Agents see contact data masked: replies go out through the channel, not by hand. They see
     # restrictions and their reasons and file appeals for customers, but cannot lift anything.
     Role.SERVICE_AGENT: _READ_BASE
     | {CHANGE_CUSTOMERS, VIEW_RESTRICTIONS, VIEW_CHECKOUT_POLICY, FILE_APPEAL},
     # Only risk analysts act on risk; separation of duties is per case (patron.risk.rules).
     Role.RISK_ANALYST: _READ_BASE | {VIEW_IMPORTS, VIEW_MODELS} | _RISK_READ | _RISK_ACT,
-    Role.MARKETER: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_MODELS},
-    Role.AUDITOR: {VIEW_CUSTOMERS, VIEW_AUDIT, VIEW_IMPORTS, VIEW_MODELS} | _RISK_READ,
-    Role.ANALYST: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_IMPORTS, VIEW_MODELS},
+    Role.MARKETER: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_MODELS, VIEW_INSIGHTS},
+    Role.AUDITOR: {VIEW_CUSTOMERS, VIEW_AUDIT, VIEW_IMPORTS, VIEW_MODELS, VIEW_INSIGHTS}
+    | _RISK_READ,
+    Role.ANALYST: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_IMPORTS, VIEW_MODELS, VIEW_INSIGHTS},
     # Checkout and other systems: one token, one question.
     Role.INTEGRATION: {VIEW_CHECKOUT_POLICY},
 }

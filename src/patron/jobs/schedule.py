@@ -81,6 +81,13 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
         description="Re-decide every customer's grade at the start of each quarter",
     ),
     PeriodicJob(
+        name="insights-fill",
+        cron="30 3 * * *",
+        task="patron.insight.tasks.fill_metrics",
+        arguments=as_of_slot_date,
+        description="Fill the KPI tables (dashboard, targets, cohorts) after the nightly scoring",
+    ),
+    PeriodicJob(
         name="risk-detect",
         cron="30 * * * *",
         task="patron.risk.tasks.detect_risk",

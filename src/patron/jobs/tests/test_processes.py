@@ -68,11 +68,13 @@ def test_two_schedulers_started_together_enqueue_each_slot_once() -> None:
     # then
     assert (first.returncode, second.returncode) == (0, 0), results
     assert sorted(ScheduledSlot.objects.values_list("job", flat=True)) == [
+        "insights-fill",
         "regrade-quarterly",
         "risk-detect",
         "score-nightly",
     ]
     assert sorted(DBTaskResult.objects.values_list("task_path", flat=True)) == [
+        "patron.insight.tasks.fill_metrics",
         "patron.risk.tasks.detect_risk",
         "patron.scoring.tasks.regrade_quarterly",
         "patron.scoring.tasks.score_nightly",
@@ -86,9 +88,9 @@ def test_the_scheduler_stops_cleanly_on_sigterm() -> None:
     # given: a scheduler that has made its first pass
     scheduler = _patron("scheduler")
     deadline = time.monotonic() + 60
-    while ScheduledSlot.objects.count() < 3 and time.monotonic() < deadline:
+    while ScheduledSlot.objects.count() < 4 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert ScheduledSlot.objects.count() == 3
+    assert ScheduledSlot.objects.count() == 4
     # when
     scheduler.send_signal(signal.SIGTERM)
     _out, err = scheduler.communicate(timeout=10)

@@ -12,13 +12,14 @@ from patron.errors import NotFound
 from patron.jobs.schedule import SCHEDULE, PeriodicJob, as_of_slot_date, job_get
 
 
-def test_the_registry_lists_the_scoring_and_risk_jobs() -> None:
+def test_the_registry_lists_the_scoring_insight_and_risk_jobs() -> None:
     # when
     jobs = {job.name: (job.cron, job.task) for job in SCHEDULE}
     # then
     assert jobs == {
         "score-nightly": ("0 2 * * *", "patron.scoring.tasks.score_nightly"),
         "regrade-quarterly": ("0 3 1 1,4,7,10 *", "patron.scoring.tasks.regrade_quarterly"),
+        "insights-fill": ("30 3 * * *", "patron.insight.tasks.fill_metrics"),
         "risk-detect": ("30 * * * *", "patron.risk.tasks.detect_risk"),
     }
 
@@ -32,13 +33,14 @@ def test_every_job_has_a_unique_name_and_points_at_a_task() -> None:
     assert all(isinstance(task, Task) for task in tasks)
 
 
-def test_the_scoring_jobs_pass_the_slot_date_in_the_merchants_zone() -> None:
+def test_the_daily_jobs_pass_the_slot_date_in_the_merchants_zone() -> None:
     # given: 02:00 on 20 November in Shanghai is still the 19th in UTC
     slot = datetime(2026, 11, 20, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     # when
     arguments = [job.arguments(slot) for job in SCHEDULE]
     # then: risk detection reads up to the slot itself
     assert arguments == [
+        {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20T02:00:00+08:00"},
@@ -85,5 +87,5 @@ def test_an_unknown_job_name_is_not_found_and_the_known_ones_are_named() -> None
     # then
     assert missing.value.message == (
         "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly, "
-        "risk-detect"
+        "insights-fill, risk-detect"
     )

@@ -1,0 +1,303 @@
+"""Reading insights: a metric's months for a period next to the period before, the targets
+with where they stand, cohort retention and grade movement. Everything here reads the small
+pre-aggregated tables ``metrics_fill`` keeps; only ``drill_down`` goes back to the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.utils import timezone, translation
+
+from patron.account.roles import VIEW_INSIGHTS
+from patron.account.services import require_permission
+from patron.errors import NotFound, ValidationFailed
+from patron.insight import metrics, rules
+from patron.insight.models import FillState, MetricValue, Snapshot, Target
+
+#: How a period's months combine into one figure. Stock metrics (a count or share at the end of
+#: each month, or a trailing-12-month rate) take the last month; flows add up; ratios and means
+#: divide the summed numerators by the summed denominators.
+LAST = frozenset(
+    {
+        "customers",
+        "repurchase_rate",
+        "core_share",
+        "grade_core",
+        "grade_potential",
+        "grade_ordinary",
+    }
+)
+SUM = frozenset({"new_customers", "returning_customers"})
+#: Purchase frequency per month divides by that month's distinct buyers: the months' sums would
+#: count a customer once per month, so a period shows the mean of its months instead.
+MEAN = frozenset({"purchase_frequency"})
+MAX_MONTHS = 60
+
+
+def parse_month(text: str, name: str) -> date:
+    try:
+        year, month = (int(part) for part in text.split("-")[:2])
+        return date(year, month, 1)
+    except (ValueError, TypeError):
+        raise ValidationFailed(f"{name}: expected a month as YYYY-MM, got {text!r}") from None
+
+
+def label(metric: metrics.Metric) -> str:
+    language = translation.get_language() or "en"
+    return metric.label_zh if language.startswith("zh") else metric.label_en
+
+
+def _metric(key: str) -> metrics.Metric:
+    found = metrics.METRICS.get(key)
+    if found is None:
+        raise NotFound(f"no metric named {key!r}; the metrics are: {', '.join(metrics.METRICS)}")
+    return found
+
+
+@dataclass(frozen=True)
+class Point:
+    period: date
+    value: float | None
+    numerator: float | None
+    denominator: float | None
+    is_final: bool
+
+
+def _points(key: str, first: date, last: date) -> list[Point]:
+    rows = MetricValue.objects.filter(metric=key, period__gte=first, period__lte=last).order_by(
+        "period"
+    )
+    return [Point(r.period, r.value, r.numerator, r.denominator, r.is_final) for r in rows]
+
+
+def combine(key: str, points: list[Point]) -> float | None:
+    """One figure for a period from its months (see ``LAST`` and ``SUM``)."""
+    known = [p for p in points if p.value is not None]
+    if not known:
+        return None
+    if key in LAST:
+        return known[-1].value
+    if key in SUM:
+        return float(sum(p.value for p in known if p.value is not None))
+    if key in MEAN:
+        return sum(p.value for p in known if p.value is not None) / len(known)
+    numerator = sum(p.numerator or 0.0 for p in known)
+    denominator = sum(p.denominator or 0.0 for p in known)
+    return numerator / denominator if denominator else None
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    key: str
+    label: str
+    unit: str
+    direction: str
+    definition: str
+    first: date
+    last: date
+    points: list[Point]
+    previous: list[Point]  # the same number of months just before
+    value: float | None
+    previous_value: float | None
+    change: float | None  # relative change against the previous period
+
+    @property
+    def is_better(self) -> bool | None:
+        if self.value is None or self.previous_value is None or self.value == self.previous_value:
+            return None
+        return (self.value > self.previous_value) == (self.direction == "up")
+
+
+def default_period(today: date | None = None) -> tuple[date, date]:
+    """The last 12 complete months."""
+    current = (today or timezone.localdate()).replace(day=1)
+    return rules.add_months(current, -12), rules.add_months(current, -1)
+
+
+def metric_series(*, user: Any, key: str, first: date, last: date) -> MetricSeries:
+    require_permission(user, VIEW_INSIGHTS)
+    metric = _metric(key)
+    if last < first:
+        raise ValidationFailed(
+            f"period: the end ({last:%Y-%m}) is before the start ({first:%Y-%m})"
+        )
+    span = (last.year - first.year) * 12 + last.month - first.month + 1
+    if span > MAX_MONTHS:
+        raise ValidationFailed(f"period: at most {MAX_MONTHS} months, got {span}")
+    points = _points(key, first, last)
+    before = _points(key, rules.add_months(first, -span), rules.add_months(first, -1))
+    value, previous = combine(key, points), combine(key, before)
+    change = (value - previous) / abs(previous) if value is not None and previous else None
+    return MetricSeries(
+        key=key,
+        label=label(metric),
+        unit=metric.unit,
+        direction=metric.direction,
+        definition=metric.definition,
+        first=first,
+        last=last,
+        points=points,
+        previous=before,
+        value=value,
+        previous_value=previous,
+        change=change,
+    )
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    key: str
+    label: str
+    unit: str
+    direction: str
+    definition: str
+    filled_through: date | None
+    latest_period: date | None
+    latest_value: float | None
+
+
+def metric_list(*, user: Any) -> list[MetricInfo]:
+    """The registry in display order, with how far each metric is filled and its latest value
+    (metrics without data are left out: they appear when their data exists)."""
+    require_permission(user, VIEW_INSIGHTS)
+    filled = dict(FillState.objects.values_list("metric", "filled_through"))
+    latest: dict[str, tuple[date, float | None]] = {}
+    for row in MetricValue.objects.order_by("metric", "period").values_list(
+        "metric", "period", "value"
+    ):
+        latest[row[0]] = (row[1], row[2])
+    return [
+        MetricInfo(
+            key=key,
+            label=label(metric),
+            unit=metric.unit,
+            direction=metric.direction,
+            definition=metric.definition,
+            filled_through=filled.get(key),
+            latest_period=latest[key][0],
+            latest_value=latest[key][1],
+        )
+        for key, metric in metrics.METRICS.items()
+        if key in latest
+    ]
+
+
+# ---------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class TargetView:
+    id: int
+    metric: str
+    metric_label: str
+    unit: str
+    direction: str
+    name: str
+    baseline: float
+    baseline_period: date
+    target_value: float | None
+    target_change: float | None
+    goal: float
+    starts_on: date
+    deadline: date
+    owner: str
+    note: str
+    is_default: bool
+    current: float | None
+    current_period: date | None
+    progress: float | None
+    time_elapsed: float
+    status: str  # achieved, on_track, at_risk, missed, no_data
+
+
+def _target_view(target: Target, today: date) -> TargetView:
+    metric = metrics.METRICS[target.metric]
+    row = (
+        MetricValue.objects.filter(metric=target.metric, is_final=True, value__isnull=False)
+        .order_by("-period")
+        .values_list("period", "value")
+        .first()
+    )
+    spec = rules.TargetSpec(
+        direction=metric.direction,
+        baseline=target.baseline,
+        target_value=target.target_value,
+        target_change=target.target_change,
+        starts_on=target.starts_on,
+        deadline=target.deadline,
+    )
+    progress = rules.target_progress(spec, row[1] if row else None, today)
+    return TargetView(
+        id=target.pk,
+        metric=target.metric,
+        metric_label=label(metric),
+        unit=metric.unit,
+        direction=metric.direction,
+        name=target.name,
+        baseline=target.baseline,
+        baseline_period=target.baseline_period,
+        target_value=target.target_value,
+        target_change=target.target_change,
+        goal=progress.goal,
+        starts_on=target.starts_on,
+        deadline=target.deadline,
+        owner=target.owner,
+        note=target.note,
+        is_default=target.is_default,
+        current=progress.current,
+        current_period=row[0] if row else None,
+        progress=progress.progress,
+        time_elapsed=progress.time_elapsed,
+        status=progress.status,
+    )
+
+
+def target_views(today: date | None = None) -> list[TargetView]:
+    """Every target and where it stands (no permission check: the operator's CLI)."""
+    day = today or timezone.localdate()
+    return [_target_view(t, day) for t in Target.objects.order_by("deadline", "id")]
+
+
+def target_list(*, user: Any, today: date | None = None) -> list[TargetView]:
+    require_permission(user, VIEW_INSIGHTS)
+    return target_views(today)
+
+
+def target_get(*, user: Any, target_id: int, today: date | None = None) -> TargetView:
+    require_permission(user, VIEW_INSIGHTS)
+    target = Target.objects.filter(pk=target_id).first()
+    if target is None:
+        raise NotFound(f"target {target_id} not found")
+    return _target_view(target, today or timezone.localdate())
+
+
+# ---------------------------------------------------------------------- snapshots and drill-down
+
+
+def snapshot(*, user: Any, kind: str) -> dict[str, Any]:
+    """``cohorts`` or ``grade_movement`` as the last fill left it, with when."""
+    require_permission(user, VIEW_INSIGHTS)
+    found = Snapshot.objects.filter(kind=kind).first()
+    if found is None:
+        raise NotFound(f"no {kind.replace('_', ' ')} yet: run patron insights fill")
+    return {"computed_at": found.computed_at, **found.data}
+
+
+def drill_down(*, user: Any, key: str, month: date, limit: int = 500) -> dict[str, Any]:
+    """The customers behind a metric's value in a month (its numerator's customers)."""
+    require_permission(user, VIEW_INSIGHTS)
+    _metric(key)
+    from patron.customer.models import Customer
+    from patron.insight.services import load_insight_sources
+
+    ids = metrics.drill(load_insight_sources(), key, month).to_pylist()
+    shown = ids[:limit]
+    names = dict(Customer.objects.filter(pk__in=shown).values_list("pk", "name"))
+    return {
+        "metric": key,
+        "month": month,
+        "count": len(ids),
+        "customers": [{"id": pk, "name": names.get(pk, "")} for pk in shown],
+    }
