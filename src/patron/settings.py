@@ -100,7 +100,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so that tests can run the CLI in a subprocess against it.
     DATABASES["default"]["TEST"] = {"NAME": str(HOME / "test.sqlite3")}
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Keep a worker's connection between requests: opening one costs more than a checkout
+    # policy answer (bench/checkout_policy.py).
+    DATABASES["default"]["CONN_MAX_AGE"] = 300
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -27,6 +27,8 @@ router = Router(tags=["risk"])
 customer_router = Router(tags=["risk"])
 
 ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+#: A reason or statement: words, not only spaces.
+TEXT = r"\S"
 
 
 # ---------------------------------------------------------------------- checkout policy
@@ -86,7 +88,7 @@ RestrictionKindIn = Literal[
 
 class RestrictionIn(Schema):
     kind: RestrictionKindIn
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON)
+    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
     scope: dict[str, Any] = Field(
         default_factory=dict,
         description="payment_method: {methods: [...]} (default cod, pay_later); "
@@ -97,7 +99,7 @@ class RestrictionIn(Schema):
 
 
 class ReasonIn(Schema):
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON)
+    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
 
 
 def _restriction_out(restriction_id: int, user: Any, customer_id: int) -> selectors.RestrictionView:
@@ -181,7 +183,9 @@ class AlertPageOut(Schema):
 
 
 class AlertParams(Schema):
-    status: str = Field("live", description="live (open or watching), all, or one status")
+    status: Literal["live", "all", "open", "watching", "dismissed", "restricted", "escalated"] = (
+        Field("live", description="live (open or watching), all, or one status")
+    )
     severity: Literal["", "low", "medium", "high"] = ""
     rule: str = Field("", max_length=60)
     source: Literal["", "rule", "model"] = ""
@@ -214,7 +218,7 @@ def get_alert(request: HttpRequest, alert_id: int) -> selectors.AlertView:
 
 class AlertDecisionIn(Schema):
     action: Literal["watch", "dismiss"]
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON)
+    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
 
 
 @router.post(
@@ -253,12 +257,12 @@ class BlacklistOut(Schema):
 
 class BlacklistIn(Schema):
     customer_id: int
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON)
+    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
     alert_id: int | None = None
 
 
 class BlacklistParams(Schema):
-    status: str = ""
+    status: Literal["", "proposed", "confirmed", "active", "rejected", "lifted"] = ""
     customer_id: int | None = None
 
 
@@ -349,7 +353,7 @@ class AppealOut(Schema):
 
 class AppealIn(Schema):
     customer_id: int
-    statement: str = Field(min_length=1, max_length=services.MAX_REASON)
+    statement: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
     restriction_id: int | None = None
     blacklist_id: int | None = None
     automated: bool = Field(
@@ -361,18 +365,19 @@ class AppealIn(Schema):
 
 
 class AppealParams(Schema):
-    status: str = Field("live", description="live (open or in review), all, or one status")
+    status: Literal["live", "all", "open", "in_review", "upheld", "overturned"] = Field(
+        "live", description="live (open or in review), all, or one status"
+    )
     customer_id: int | None = None
 
 
 class AppealDecisionIn(Schema):
     outcome: Literal["uphold", "overturn"]
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON)
-    credit_limit: Decimal | None = Field(
+    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
+    credit_limit: float | None = Field(
         None,
         ge=0,
-        max_digits=14,
-        decimal_places=2,
+        le=999_999_999_999,
         description="Overturning an automated decision: the credit limit granted "
         "(default: the lowest credit band's)",
     )
@@ -431,7 +436,11 @@ def decide_appeal(
         appeal_id=appeal_id,
         outcome=body.outcome,
         reason=body.reason,
-        credit_limit=body.credit_limit,
+        credit_limit=(
+            Decimal(str(body.credit_limit)).quantize(Decimal("0.01"))
+            if body.credit_limit is not None
+            else None
+        ),
     )
     return selectors.appeal_get(user=request.user, appeal_id=appeal_id)
 
