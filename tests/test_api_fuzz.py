@@ -18,13 +18,21 @@ from patron.wsgi import application
 
 #: Operations whose business rules go beyond what a schema can say (a grade policy's
 #: thresholds must be ordered and name real score columns; a back-test needs purchases before
-#: its date): a schema-valid request may rightly get a 422 there, so "valid data is accepted"
-#: is not checked for them. Every other check (no 5xx, documented statuses, bodies that match
-#: the spec) still is.
+#: its date; a restriction's expiry must be in the future; an appeal names exactly one decision;
+#: a risk policy's deferred methods must be among its payment methods; a CSV download names a
+#: section; a report can be generated only for a month that has begun): a schema-valid request
+#: may rightly get a 422 there, so "valid data is accepted" is not checked for them. Every other
+#: check (no 5xx, documented statuses, bodies that match the spec) still is.
 BUSINESS_VALIDATED = {
     ("POST", "/api/models/grade-policies"),
     ("POST", "/api/models/grade-policies/preview"),
     ("GET", "/api/models/report"),
+    ("POST", "/api/customers/{customer_id}/restrictions"),
+    ("POST", "/api/risk/appeals"),
+    ("PUT", "/api/risk/policy"),
+    ("GET", "/api/insights/reports/{month}/download"),
+    ("POST", "/api/insights/reports/{month}"),
+    ("POST", "/api/insights/targets"),
 }
 
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", application)

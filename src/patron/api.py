@@ -74,6 +74,7 @@ def _mount() -> None:
     from patron.account.api import router as account_router
     from patron.customer.api import router as customer_router
     from patron.insight.api import router as insight_router
+    from patron.insight.report_api import router as insight_report_router
     from patron.risk.api import customer_router as risk_customer_router
     from patron.risk.api import router as risk_router
     from patron.scoring.api import router as scoring_router
@@ -84,6 +85,7 @@ def _mount() -> None:
     api.add_router("/models", scoring_router)
     api.add_router("/risk", risk_router)
     api.add_router("/insights", insight_router)
+    api.add_router("/insights", insight_report_router)
 
 
 _mount()

@@ -347,6 +347,12 @@ def demo(
     except PatronError as exc:
         console.print(f"[yellow]scoring skipped: {exc.message}")
     _detect(manifest.as_of + timedelta(seconds=1))  # the history ends at manifest.as_of
+    from patron.insight.services import metrics_fill
+
+    filled = metrics_fill()
+    console.print(
+        f"insights: {sum(filled.months.values()):,} metric-months filled in {filled.seconds:.1f} s"
+    )
     password = secrets.token_urlsafe(9)
     admin = User.objects.filter(username="admin").first()
     if admin is None:

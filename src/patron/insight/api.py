@@ -17,9 +17,12 @@ from pydantic import Field
 from patron.account.roles import CHANGE_TARGETS
 from patron.account.services import require_permission
 from patron.customer.api import ErrorOut
-from patron.insight import selectors, services
+from patron.insight import metrics, selectors, services
 
 router = Router(tags=["insights"])
+
+#: A month as the API takes it.
+MONTH = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"
 
 ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 
@@ -69,8 +72,12 @@ class SeriesOut(Schema):
 
 
 class PeriodParams(Schema):
-    start: str | None = Field(None, description="First month, YYYY-MM (default: 12 months ago)")
-    end: str | None = Field(None, description="Last month, YYYY-MM (default: last month)")
+    start: str | None = Field(
+        None, pattern=MONTH, description="First month, YYYY-MM (default: 12 months ago)"
+    )
+    end: str | None = Field(
+        None, pattern=MONTH, description="Last month, YYYY-MM (default: last month)"
+    )
 
 
 def _period(params: PeriodParams) -> tuple[date, date]:
@@ -105,7 +112,7 @@ class DrillOut(Schema):
 
 
 class DrillParams(Schema):
-    month: str = Field(description="YYYY-MM")
+    month: str = Field(pattern=MONTH, description="YYYY-MM")
 
 
 @router.get(
@@ -146,8 +153,10 @@ class TargetOut(Schema):
 
 
 class TargetIn(Schema):
-    metric: str = Field(max_length=40)
-    name: str = Field(min_length=1, max_length=120)
+    metric: str = Field(
+        pattern="^(" + "|".join(metrics.METRICS) + ")$", description="A key of GET /metrics"
+    )
+    name: str = Field(min_length=1, max_length=120, pattern=r"\S")
     deadline: date
     target_value: float | None = None
     target_change: float | None = Field(None, description="-0.2 for −20 %")

@@ -59,8 +59,12 @@ def target_progress(spec: TargetSpec, current: float | None, today: date) -> Tar
     if current is None:
         return TargetProgress("no_data", goal, None, None, elapsed)
     span = goal - spec.baseline
-    progress = (current - spec.baseline) / span if span else (1.0 if current == goal else 0.0)
-    if _meets(spec.direction, current, goal):
+    better = 1.0 if spec.direction == "up" else -1.0
+    meets = _meets(spec.direction, current, goal)
+    # A goal already met when the target was set is kept or not: there is no way to cover.
+    kept = 1.0 if meets else 0.0
+    progress = (current - spec.baseline) / span if span * better > 0 else kept
+    if meets:
         status = "achieved"
     elif today > spec.deadline:
         status = "missed"

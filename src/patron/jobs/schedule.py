@@ -88,6 +88,14 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
         description="Fill the KPI tables (dashboard, targets, cohorts) after the nightly scoring",
     ),
     PeriodicJob(
+        name="value-report-monthly",
+        cron="0 4 1 * *",
+        task="patron.insight.report_tasks.generate_monthly_report",
+        arguments=as_of_slot_date,
+        description="Generate last month's customer-value report (after the nightly scoring)",
+        max_catch_up=3,
+    ),
+    PeriodicJob(
         name="risk-detect",
         cron="30 * * * *",
         task="patron.risk.tasks.detect_risk",

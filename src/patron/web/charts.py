@@ -103,3 +103,61 @@ def heatmap(
         {"type": "heatmap", "data": cells, "label": {"show": True}, "emphasis": {"disabled": True}}
     ]
     return option
+
+
+def matrix(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    values: Sequence[Sequence[float | None]],
+    *,
+    title: str = "",
+    suffix: str = "",
+    highest: float | None = None,
+) -> dict[str, Any]:
+    """A heatmap whose missing cells (``None``) stay blank, e.g. a cohort triangle; each cell
+    is labelled with its value and ``suffix`` (``" %"``). Rows run top to bottom."""
+    present = [
+        (j, i, value)
+        for i in range(len(rows))
+        for j in range(len(columns))
+        if (value := values[i][j]) is not None
+    ]
+    cells = [[j, i, value] for j, i, value in present]
+    if highest is None:
+        highest = max((value for _, _, value in present), default=0)
+    option = _base(title)
+    option["tooltip"] = {"position": "top"}
+    option["grid"] = {**option["grid"], "bottom": 8}
+    option["xAxis"] = {"type": "category", "data": list(columns), "splitArea": {"show": True}}
+    option["yAxis"] = {
+        "type": "category",
+        "data": list(rows),
+        "splitArea": {"show": True},
+        "inverse": True,
+    }
+    option["visualMap"] = {
+        "min": 0,
+        "max": highest or 1,
+        "show": False,
+        "inRange": {"color": ["#eef2ff", "#93c5fd", "#3b82f6"]},
+    }
+    option["series"] = [
+        {
+            "type": "heatmap",
+            "data": cells,
+            "label": {"show": True, "formatter": "{@[2]}" + suffix, "fontSize": 10},
+            "emphasis": {"disabled": True},
+        }
+    ]
+    return option
+
+
+def with_drill(
+    option: dict[str, Any], url: str, series: Sequence[dict[str, Any] | None]
+) -> dict[str, Any]:
+    """Make the chart's points links: a click on point ``i`` of series ``s`` opens ``url``
+    with each ``{name}`` replaced by ``series[s][name]`` (a list gives the point's own value,
+    ``[i]``; anything else is used for every point). A series given ``None``, or a point whose
+    value is ``None``, does not link. ``charts.js`` reads this and takes it out of the option."""
+    option["drill"] = {"url": url, "series": list(series)}
+    return option

@@ -15,6 +15,7 @@ from patron.account.roles import (
     VIEW_AUDIT,
     VIEW_CUSTOMERS,
     VIEW_IMPORTS,
+    VIEW_INSIGHTS,
     VIEW_MODELS,
     VIEW_RISK,
 )
@@ -40,6 +41,7 @@ NAV_ENTRIES: list[NavEntry] = [
     NavEntry(_("Imports"), "web:import-list", VIEW_IMPORTS),
     NavEntry(_("Models"), "web:models", VIEW_MODELS),
     NavEntry(_("Risk"), "web:risk-alerts", VIEW_RISK),
+    NavEntry(_("Insights"), "web:insights", VIEW_INSIGHTS),
     NavEntry(_("Audit log"), "web:audit-list", VIEW_AUDIT),
     NavEntry(_("Admin"), "admin:index", is_superuser_only=True),
 ]

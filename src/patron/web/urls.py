@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from patron.insight.urls import urlpatterns as insight_urls
 from patron.risk import views as risk_views
 from patron.scoring import views as scoring_views
 from patron.web import views
@@ -51,4 +52,5 @@ urlpatterns = [
         risk_views.restriction_lift,
         name="risk-restriction-lift",
     ),
+    *insight_urls,
 ]

@@ -80,3 +80,13 @@ def test_the_seed_targets_are_the_seed_documents() -> None:
 )
 def test_add_months(day: date, months: int, expected: date) -> None:
     assert add_months(day, months) == expected
+
+
+def test_a_goal_already_met_at_the_start_is_kept_or_slipped_not_progressed() -> None:
+    # given: CSAT was 90 % when "≥ 85 %" was set
+    spec = TargetSpec("up", 0.90, 0.85, None, START, DEADLINE)
+    # then: falling to 87 % is not progress; falling below 85 % is behind
+    kept = target_progress(spec, 0.87, date(2026, 7, 2))
+    slipped = target_progress(spec, 0.80, date(2026, 7, 2))
+    assert (kept.status, kept.progress) == ("achieved", 1.0)
+    assert (slipped.status, slipped.progress) == ("at_risk", 0.0)

@@ -8,6 +8,7 @@ from django_tasks_db.models import DBTaskResult
 
 from patron.account.models import User
 from patron.jobs import services
+from patron.jobs.schedule import SCHEDULE
 
 from .conftest import Clock
 
@@ -34,7 +35,7 @@ def test_the_admin_lists_scheduled_slots_with_their_task_status_and_a_link_to_it
     html = page.content.decode()
     assert "score-nightly" in html and "regrade-quarterly" in html
     assert "risk-detect" in html
-    assert html.count("READY") == 4
+    assert html.count("READY") == len(SCHEDULE)
     assert f'href="/admin/django_tasks_database/dbtaskresult/{task_id}/change/"' in html
 
 

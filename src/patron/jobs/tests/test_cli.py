@@ -57,8 +57,9 @@ def test_scheduler_once_twice_enqueues_each_due_slot_once(clock: Clock) -> None:
         "regrade-quarterly",
         "risk-detect",
         "score-nightly",
+        "value-report-monthly",
     ]
-    assert DBTaskResult.objects.count() == 4
+    assert DBTaskResult.objects.count() == 5
 
 
 def test_jobs_list_shows_each_job_with_its_next_due_time_last_slot_and_task_status(
@@ -78,6 +79,7 @@ def test_jobs_list_shows_each_job_with_its_next_due_time_last_slot_and_task_stat
         ("score-nightly", "2026-11-21T02:00:00+08:00", "2026-11-20T02:00:00+08:00", "READY"),
         ("regrade-quarterly", "2027-01-01T03:00:00+08:00", "2026-10-01T03:00:00+08:00", "READY"),
         ("insights-fill", "2026-11-21T03:30:00+08:00", "2026-11-20T03:30:00+08:00", "READY"),
+        ("value-report-monthly", "2026-12-01T04:00:00+08:00", "2026-11-01T04:00:00+08:00", "READY"),
         ("risk-detect", "2026-11-20T10:30:00+08:00", "2026-11-20T09:30:00+08:00", "READY"),
     ]
     assert listed[0]["last_task_result_id"] == str(
@@ -152,7 +154,7 @@ def test_jobs_run_refuses_an_unknown_job() -> None:
     assert result.exit_code == 2
     assert _flat(result.stderr) == (
         "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly, "
-        "insights-fill, risk-detect"
+        "insights-fill, value-report-monthly, risk-detect"
     )
     assert DBTaskResult.objects.count() == 0
 

@@ -72,8 +72,10 @@ def test_two_schedulers_started_together_enqueue_each_slot_once() -> None:
         "regrade-quarterly",
         "risk-detect",
         "score-nightly",
+        "value-report-monthly",
     ]
     assert sorted(DBTaskResult.objects.values_list("task_path", flat=True)) == [
+        "patron.insight.report_tasks.generate_monthly_report",
         "patron.insight.tasks.fill_metrics",
         "patron.risk.tasks.detect_risk",
         "patron.scoring.tasks.regrade_quarterly",
@@ -88,9 +90,9 @@ def test_the_scheduler_stops_cleanly_on_sigterm() -> None:
     # given: a scheduler that has made its first pass
     scheduler = _patron("scheduler")
     deadline = time.monotonic() + 60
-    while ScheduledSlot.objects.count() < 4 and time.monotonic() < deadline:
+    while ScheduledSlot.objects.count() < 5 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert ScheduledSlot.objects.count() == 4
+    assert ScheduledSlot.objects.count() == 5
     # when
     scheduler.send_signal(signal.SIGTERM)
     _out, err = scheduler.communicate(timeout=10)

@@ -20,6 +20,10 @@ def test_the_registry_lists_the_scoring_insight_and_risk_jobs() -> None:
         "score-nightly": ("0 2 * * *", "patron.scoring.tasks.score_nightly"),
         "regrade-quarterly": ("0 3 1 1,4,7,10 *", "patron.scoring.tasks.regrade_quarterly"),
         "insights-fill": ("30 3 * * *", "patron.insight.tasks.fill_metrics"),
+        "value-report-monthly": (
+            "0 4 1 * *",
+            "patron.insight.report_tasks.generate_monthly_report",
+        ),
         "risk-detect": ("30 * * * *", "patron.risk.tasks.detect_risk"),
     }
 
@@ -40,6 +44,7 @@ def test_the_daily_jobs_pass_the_slot_date_in_the_merchants_zone() -> None:
     arguments = [job.arguments(slot) for job in SCHEDULE]
     # then: risk detection reads up to the slot itself
     assert arguments == [
+        {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20"},
@@ -87,5 +92,5 @@ def test_an_unknown_job_name_is_not_found_and_the_known_ones_are_named() -> None
     # then
     assert missing.value.message == (
         "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly, "
-        "insights-fill, risk-detect"
+        "insights-fill, value-report-monthly, risk-detect"
     )

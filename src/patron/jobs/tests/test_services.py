@@ -60,9 +60,11 @@ def test_the_first_pass_enqueues_only_the_latest_slot_of_each_job(clock: Clock) 
         ("score-nightly", utc("2026-11-19 18:00")),
         ("regrade-quarterly", utc("2026-09-30 19:00")),
         ("insights-fill", utc("2026-11-19 19:30")),
+        ("value-report-monthly", utc("2026-10-31 20:00")),
         ("risk-detect", utc("2026-11-20 01:30")),
     ]
     assert _queued() == [
+        ("patron.insight.report_tasks.generate_monthly_report", {"as_of": "2026-11-01"}),
         ("patron.insight.tasks.fill_metrics", {"as_of": "2026-11-20"}),
         ("patron.risk.tasks.detect_risk", {"as_of": "2026-11-20T09:30:00+08:00"}),
         ("patron.scoring.tasks.regrade_quarterly", {"as_of": "2026-10-01"}),

@@ -140,13 +140,16 @@ def test_static_assets_are_vendored(db: None) -> None:
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        (Role.ADMINISTRATOR, ["Customers", "Imports", "Models", "Risk", "Audit log", "Admin"]),
-        (Role.OPERATIONS_MANAGER, ["Customers", "Imports", "Models", "Risk"]),
+        (
+            Role.ADMINISTRATOR,
+            ["Customers", "Imports", "Models", "Risk", "Insights", "Audit log", "Admin"],
+        ),
+        (Role.OPERATIONS_MANAGER, ["Customers", "Imports", "Models", "Risk", "Insights"]),
         (Role.SERVICE_AGENT, ["Customers"]),
         (Role.RISK_ANALYST, ["Customers", "Imports", "Models", "Risk"]),
-        (Role.MARKETER, ["Customers", "Models"]),
-        (Role.AUDITOR, ["Customers", "Imports", "Models", "Risk", "Audit log"]),
-        (Role.ANALYST, ["Customers", "Imports", "Models"]),
+        (Role.MARKETER, ["Customers", "Models", "Insights"]),
+        (Role.AUDITOR, ["Customers", "Imports", "Models", "Risk", "Insights", "Audit log"]),
+        (Role.ANALYST, ["Customers", "Imports", "Models", "Insights"]),
     ],
 )
 def test_navigation_hides_what_the_role_may_not_open(
@@ -173,7 +176,7 @@ def test_navigation_is_empty_for_anonymous_users(rf: object) -> None:
 
     # when / then
     assert nav_items(request) == []
-    assert len(NAV_ENTRIES) == 6
+    assert len(NAV_ENTRIES) == 7
 
 
 # --- customer list ------------------------------------------------------------------------------
