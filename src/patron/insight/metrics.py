@@ -38,6 +38,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from patron.intelligence.features import memtable
 from patron.intelligence.sources import Sources
 
 #: Grades from the highest to the lowest (``patron.intelligence.grading.GRADES``).
@@ -320,16 +321,6 @@ def _wanted(periods: Sequence[date]) -> ir.Table:
 # -- inputs ---------------------------------------------------------------------------------
 
 
-def _memtable(table: pa.Table) -> ir.Table:
-    """An Arrow table for Ibis, its timestamps made naive UTC: DuckDB then compares and
-    truncates them without a time-zone conversion per row (as ``intelligence.features``)."""
-    fields = [
-        pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) else f
-        for f in table.schema
-    ]
-    return ibis.memtable(table.cast(pa.schema(fields)))
-
-
 def _grades_table(sources: Sources) -> pa.Table | None:
     grades = sources.extra.get("grades")
     return None if grades is None else _conform_grades(grades)
@@ -355,11 +346,11 @@ class _Tables:
 
     @cached_property
     def customers(self) -> ir.Table:
-        return _memtable(self.sources.customers)
+        return memtable(self.sources.customers)
 
     @cached_property
     def orders(self) -> ir.Table:
-        orders = _memtable(self.sources.orders)
+        orders = memtable(self.sources.orders)
         return orders.filter(orders.placed_at.notnull()).mutate(month=_month_of(orders.placed_at))
 
     @cached_property
@@ -381,11 +372,11 @@ class _Tables:
 
     @cached_property
     def returns(self) -> ir.Table:
-        return _memtable(self.sources.returns)
+        return memtable(self.sources.returns)
 
     @cached_property
     def tickets(self) -> ir.Table:
-        return _memtable(self.sources.tickets)
+        return memtable(self.sources.tickets)
 
     @cached_property
     def grades(self) -> ir.Table:

@@ -15,6 +15,7 @@ from patron.account.services import require_permission
 from patron.errors import NotFound, ValidationFailed
 from patron.insight import metrics, rules
 from patron.insight.models import FillState, MetricValue, Snapshot, Target
+from patron.insight.services import latest_value
 
 #: How a period's months combine into one figure. Stock metrics (a count or share at the end of
 #: each month, or a trailing-12-month rate) take the last month; flows add up; ratios and means
@@ -214,12 +215,7 @@ class TargetView:
 
 def _target_view(target: Target, today: date) -> TargetView:
     metric = metrics.METRICS[target.metric]
-    row = (
-        MetricValue.objects.filter(metric=target.metric, is_final=True, value__isnull=False)
-        .order_by("-period")
-        .values_list("period", "value")
-        .first()
-    )
+    row = latest_value(target.metric)
     spec = rules.TargetSpec(
         direction=metric.direction,
         baseline=target.baseline,

@@ -500,7 +500,7 @@ EVENT_FEATURES = (
 class _Cutoff:
     """The cut-off instant (UTC) and the comparisons every family makes against it.
 
-    Arrow tables reach Ibis with naive UTC timestamps (``_memtable``): comparing and
+    Arrow tables reach Ibis with naive UTC timestamps (``memtable``): comparing and
     subtracting them needs no time-zone conversion per row, which on DuckDB costs more than
     the aggregation. Parquet events keep their ``timestamp[us, UTC]``; literals are made to
     match whichever a column has.
@@ -741,13 +741,13 @@ def customer_features(
     cut = _Cutoff(at=at)
     con = con if con is not None else ibis.duckdb.connect()
 
-    customers = _memtable(sources.customers)
+    customers = memtable(sources.customers)
     families = [
-        _purchase_features(_memtable(sources.orders), cut),
-        _return_features(_memtable(sources.returns), cut),
-        _payment_features(_memtable(sources.payments), cut),
-        _review_features(_memtable(_with_sentiment(sources.reviews, at)), cut),
-        _ticket_features(_memtable(sources.tickets), cut),
+        _purchase_features(memtable(sources.orders), cut),
+        _return_features(memtable(sources.returns), cut),
+        _payment_features(memtable(sources.payments), cut),
+        _review_features(memtable(_with_sentiment(sources.reviews, at)), cut),
+        _ticket_features(memtable(sources.tickets), cut),
     ]
     events = _events_table(sources.events, con)
     if events is not None:
@@ -803,7 +803,7 @@ def _feature_columns(j: ir.Table, cut: _Cutoff, *, has_events: bool) -> dict[str
     return columns
 
 
-def _memtable(table: pa.Table) -> ir.Table:
+def memtable(table: pa.Table) -> ir.Table:
     """An Arrow table for Ibis, its timestamps made naive UTC (see ``_Cutoff``)."""
     fields = [
         pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) else f
@@ -829,5 +829,5 @@ def _events_table(events: pa.Table | str | Path | None, con: ibis.BaseBackend) -
     if events is None:
         return None
     if isinstance(events, pa.Table):
-        return _memtable(events)
+        return memtable(events)
     return con.read_parquet(str(events))

@@ -526,12 +526,7 @@ class RuleIn(Schema):
 
 @router.get("/rules", response={200: list[RuleOut], **ERRORS}, summary="Detection rules")
 def list_rules(request: HttpRequest) -> list[dict[str, Any]]:
-    from patron.account.roles import VIEW_RISK
-    from patron.account.services import require_permission
-
-    require_permission(request.user, VIEW_RISK)
-    detect.rules_seed()
-    return [_rule_out(rule) for rule in RiskRule.objects.order_by("code")]
+    return [_rule_out(rule) for rule in selectors.rule_list(user=request.user)]
 
 
 @router.patch(
@@ -602,11 +597,7 @@ class DetectionRunOut(Schema):
     "/detection-runs", response={200: list[DetectionRunOut], **ERRORS}, summary="Latest runs"
 )
 def list_runs(request: HttpRequest) -> list[DetectionRun]:
-    from patron.account.roles import VIEW_RISK
-    from patron.account.services import require_permission
-
-    require_permission(request.user, VIEW_RISK)
-    return list(DetectionRun.objects.order_by("-id")[:50])
+    return selectors.detection_runs_latest(user=request.user)
 
 
 @router.post(
@@ -640,11 +631,7 @@ class RiskPolicyIn(Schema):
 
 @router.get("/policy", response={200: RiskPolicyOut, **ERRORS}, summary="The risk policy in force")
 def get_risk_policy(request: HttpRequest) -> Any:
-    from patron.account.roles import VIEW_RISK
-    from patron.account.services import require_permission
-
-    require_permission(request.user, VIEW_RISK)
-    return services.risk_policy_active()
+    return selectors.risk_policy_in_force(user=request.user)
 
 
 @router.put(

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext_noop
 
@@ -31,8 +30,11 @@ from patron.risk.models import (
     Appeal,
     BlacklistEntry,
     CreditOverride,
+    DetectionRun,
     Restriction,
     RestrictionKind,
+    RiskPolicy,
+    RiskRule,
 )
 from patron.scoring.models import CustomerScore
 
@@ -62,12 +64,6 @@ def policy_cache_clear() -> None:
 def reason_text(reason: Any) -> str:
     language = translation.get_language() or "en"
     return render(reason, language=language, translate=translation.gettext)
-
-
-def _live_restrictions(customer_id: int, now: datetime) -> QuerySet[Restriction]:
-    return Restriction.objects.filter(
-        customer_id=customer_id, lifted_at__isnull=True, starts_at__lte=now
-    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
 
 @dataclass(frozen=True)
@@ -496,3 +492,27 @@ def appeal_get(*, user: Any, appeal_id: int) -> AppealView:
     if appeal is None:
         raise NotFound(f"appeal {appeal_id} not found")
     return _appeal_view(appeal, timezone.now())
+
+
+# ---------------------------------------------------------------------- rules, runs, policy
+
+
+def rule_list(*, user: Any) -> list[RiskRule]:
+    """Every rule (the out-of-the-box ones created if missing), by code."""
+    require_permission(user, VIEW_RISK)
+    from patron.risk.detect import rules_seed
+
+    rules_seed()
+    return list(RiskRule.objects.order_by("code"))
+
+
+def detection_runs_latest(*, user: Any, limit: int = 50) -> list[DetectionRun]:
+    require_permission(user, VIEW_RISK)
+    return list(DetectionRun.objects.order_by("-id")[:limit])
+
+
+def risk_policy_in_force(*, user: Any) -> RiskPolicy:
+    require_permission(user, VIEW_RISK)
+    from patron.risk.services import risk_policy_active
+
+    return risk_policy_active()

@@ -50,7 +50,6 @@ from patron.risk.models import (
     Alert,
     Appeal,
     BlacklistEntry,
-    DetectionRun,
     Restriction,
     RestrictionKind,
     RiskRule,
@@ -912,15 +911,9 @@ def _rule_row(rule: RiskRule, measures: dict[str, RuleInfo]) -> RuleRow:
 
 def rules_table(*, user: Any) -> list[RuleRow]:
     """Every rule (the out-of-the-box ones created if missing), by code."""
-    require_permission(user, VIEW_RISK)
-    detect.rules_seed()
+    rules_in_force = selectors.rule_list(user=user)  # first: it creates missing default rules
     measures = _rule_measures()
-    return [_rule_row(rule, measures) for rule in RiskRule.objects.order_by("code")]
-
-
-def detection_runs_latest(*, user: Any) -> list[DetectionRun]:
-    require_permission(user, VIEW_RISK)
-    return list(DetectionRun.objects.order_by("-id")[:LATEST_RUNS])
+    return [_rule_row(rule, measures) for rule in rules_in_force]
 
 
 def _rule_changes(data: QueryDict, code: str) -> dict[str, Any]:
@@ -983,7 +976,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
     policy = services.risk_policy_active()
     context: dict[str, Any] = {
         "rows": rows,
-        "runs": detection_runs_latest(user=request.user),
+        "runs": selectors.detection_runs_latest(user=request.user, limit=LATEST_RUNS),
         "policy": policy,
         "policy_text": _policy_text(policy),
         "policy_note": "",
