@@ -44,6 +44,21 @@ def _patron_error(request: HttpRequest, exc: PatronError) -> HttpResponse:
     )
 
 
+@api.exception_handler(OverflowError)
+def _out_of_range(request: HttpRequest, exc: OverflowError) -> HttpResponse:
+    """A number beyond what the database holds (SQLite: 64-bit) names no record: 404, as any
+    other unknown number. PostgreSQL compares such numbers and finds nothing by itself."""
+    return api.create_response(
+        request,
+        {
+            "code": "not_found",
+            "message": "no record has that number (out of range)",
+            "details": None,
+        },
+        status=404,
+    )
+
+
 @api.exception_handler(ValidationError)
 def _malformed(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     """Malformed requests get the same error shape as every other error (422)."""

@@ -332,9 +332,15 @@ class CustomerProfileOut(Schema):
     )
 
 
+#: PostgreSQL text cannot hold NUL: the schema says so, and the validator below refuses it.
+NO_NUL = r"^[^\x00]*$"
+
+
 class CustomerFilters(Schema):
-    q: str = Field("", description="Name substring, or exact phone, e-mail or external id")
-    province: str = ""
+    q: str = Field(
+        "", pattern=NO_NUL, description="Name substring, or exact phone, e-mail or external id"
+    )
+    province: str = Field("", pattern=NO_NUL)
     kind: str = Field("", json_schema_extra={"enum": ["", *Customer.Kind.values]})
     source_channel: str = Field("", json_schema_extra={"enum": ["", *SourceChannel.values]})
     page: int = Field(1, ge=1, le=selectors.MAX_PAGE)
