@@ -16,6 +16,7 @@ from pydantic import Field
 
 from patron.account.roles import CHANGE_TARGETS
 from patron.account.services import require_permission
+from patron.apitext import TEXT
 from patron.customer.api import ErrorOut
 from patron.insight import metrics, selectors, services
 
@@ -156,7 +157,7 @@ class TargetIn(Schema):
     metric: str = Field(
         pattern="^(" + "|".join(metrics.METRICS) + ")$", description="A key of GET /metrics"
     )
-    name: str = Field(min_length=1, max_length=120, pattern=r"\S")
+    name: str = Field(min_length=1, max_length=120, pattern=TEXT)
     deadline: date
     target_value: float | None = None
     target_change: float | None = Field(None, description="-0.2 for −20 %")

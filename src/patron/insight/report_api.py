@@ -108,7 +108,7 @@ class TopCustomerOut(Schema):
     expected_orders_90d: float | None
 
 
-class ReportOut(Schema):
+class ValueReportOut(Schema):
     version: int
     month: str = Field(description="YYYY-MM")
     first_day: date
@@ -137,7 +137,7 @@ def list_reports(request: HttpRequest) -> list[report.ReportInfo]:
 
 @router.post(
     "/reports/{month}",
-    response={201: ReportOut, **ERRORS},
+    response={201: ValueReportOut, **ERRORS},
     summary="Generate (or regenerate) the value report of a month (YYYY-MM)",
 )
 def generate_report(request: HttpRequest, month: str = MONTH_PATH) -> tuple[int, dict[str, Any]]:
@@ -148,7 +148,7 @@ def generate_report(request: HttpRequest, month: str = MONTH_PATH) -> tuple[int,
 
 @router.get(
     "/reports/{month}",
-    response={200: ReportOut, **ERRORS},
+    response={200: ValueReportOut, **ERRORS},
     summary="The stored value report of a month (YYYY-MM)",
 )
 def get_report(request: HttpRequest, month: str = MONTH_PATH) -> dict[str, Any]:

@@ -19,16 +19,17 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
+from patron.apitext import TEXT
 from patron.customer.api import ErrorOut
 from patron.risk import detect, selectors, services
 from patron.risk.models import DetectionRun, RiskRule
+from patron.workflow import MAX_REASON
 
 router = Router(tags=["risk"])
 customer_router = Router(tags=["risk"])
 
 ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 #: A reason or statement: words, not only spaces.
-TEXT = r"\S"
 
 
 # ---------------------------------------------------------------------- checkout policy
@@ -45,6 +46,9 @@ class CheckoutPolicyOut(Schema):
     credit_score: int | None = Field(description="Latest credit score, 350–950 (None: not scored)")
     grade: str
     scored_as_of: str | None
+    certification: str | None = Field(
+        description="The customer's active certification level (identity, trusted, business …)"
+    )
     restrictions: list[str] = Field(description="Kinds of restriction in force")
     reasons: list[str] = Field(description="Why, in plain words (request's language)")
     reason_data: list[dict[str, Any]] = Field(description="The same reasons as templates + data")
@@ -88,7 +92,7 @@ RestrictionKindIn = Literal[
 
 class RestrictionIn(Schema):
     kind: RestrictionKindIn
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
+    reason: str = Field(min_length=1, max_length=MAX_REASON, pattern=TEXT)
     scope: dict[str, Any] = Field(
         default_factory=dict,
         description="payment_method: {methods: [...]} (default cod, pay_later); "
@@ -99,7 +103,7 @@ class RestrictionIn(Schema):
 
 
 class ReasonIn(Schema):
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
+    reason: str = Field(min_length=1, max_length=MAX_REASON, pattern=TEXT)
 
 
 def _restriction_out(restriction_id: int, user: Any, customer_id: int) -> selectors.RestrictionView:
@@ -218,7 +222,7 @@ def get_alert(request: HttpRequest, alert_id: int) -> selectors.AlertView:
 
 class AlertDecisionIn(Schema):
     action: Literal["watch", "dismiss"]
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
+    reason: str = Field(min_length=1, max_length=MAX_REASON, pattern=TEXT)
 
 
 @router.post(
@@ -257,7 +261,7 @@ class BlacklistOut(Schema):
 
 class BlacklistIn(Schema):
     customer_id: int
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
+    reason: str = Field(min_length=1, max_length=MAX_REASON, pattern=TEXT)
     alert_id: int | None = None
 
 
@@ -353,7 +357,7 @@ class AppealOut(Schema):
 
 class AppealIn(Schema):
     customer_id: int
-    statement: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
+    statement: str = Field(min_length=1, max_length=MAX_REASON, pattern=TEXT)
     restriction_id: int | None = None
     blacklist_id: int | None = None
     automated: bool = Field(
@@ -373,7 +377,7 @@ class AppealParams(Schema):
 
 class AppealDecisionIn(Schema):
     outcome: Literal["uphold", "overturn"]
-    reason: str = Field(min_length=1, max_length=services.MAX_REASON, pattern=TEXT)
+    reason: str = Field(min_length=1, max_length=MAX_REASON, pattern=TEXT)
     credit_limit: float | None = Field(
         None,
         ge=0,

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from patron.intelligence.explain import N_
+from patron.statemachine import SeparationOfDuties, next_state
 
 # ---------------------------------------------------------------------- state machines
 
@@ -58,20 +59,6 @@ LIVE_BLACKLIST = frozenset({"proposed", "confirmed", "active"})
 LIVE_APPEAL = frozenset({"open", "in_review"})
 
 
-class TransitionRefused(Exception):
-    """An action that the current state does not allow (the services turn it into 409)."""
-
-
-def next_state(machine: Mapping[str, Mapping[str, str]], name: str, state: str, action: str) -> str:
-    allowed = machine.get(state, {})
-    if action not in allowed:
-        choices = ", ".join(sorted(allowed)) or "none (final)"
-        raise TransitionRefused(
-            f"{name} is {state}: cannot {action.replace('_', ' ')}; allowed: {choices}"
-        )
-    return allowed[action]
-
-
 def alert_next(state: str, action: str) -> str:
     return next_state(ALERT_TRANSITIONS, "alert", state, action)
 
@@ -86,10 +73,6 @@ def blacklist_next(state: str, action: str, *, approvals_after: int = 0, needed:
     if action == "approve":
         return "active" if approvals_after >= needed else "confirmed"
     return target
-
-
-class SeparationOfDuties(Exception):
-    """The same person may not both decide and review (the services turn it into 403)."""
 
 
 def check_approver(user_id: int, *, proposer_id: int | None, approver_ids: Iterable[int]) -> None:
@@ -150,6 +133,8 @@ DEFAULT_RISK_POLICY: dict[str, Any] = {
         {"min_score": 550, "limit": "500"},
     ],
     "grade_multiplier": {"core": 1.5, "potential": 1.0, "ordinary": 1.0},
+    # Certified customers (patron.certification): the level's code -> factor on the limit.
+    "certification_multiplier": {"trusted": 1.5, "business": 2.0},
     "review_below_score": 480,
     "unscored_deferred": False,
     "currency": "CNY",
@@ -173,6 +158,7 @@ class RiskPolicyRules:
     deferred_min_score: float
     credit_bands: tuple[CreditBand, ...]  # highest first
     grade_multiplier: Mapping[str, float]
+    certification_multiplier: Mapping[str, float]
     review_below_score: float
     unscored_deferred: bool
     currency: str
@@ -199,12 +185,10 @@ class RiskPolicyRules:
             limit = _decimal(band["limit"], f"{where}.limit")
             bands.append(CreditBand(_number(band["min_score"], f"{where}.min_score"), limit))
         bands.sort(key=lambda b: b.min_score, reverse=True)
-        multipliers = merged["grade_multiplier"]
-        if not isinstance(multipliers, Mapping):
-            raise ValueError("grade_multiplier: expected an object grade -> factor")
-        factors = {str(g): _number(v, f"grade_multiplier.{g}") for g, v in multipliers.items()}
-        if any(f < 0 for f in factors.values()):
-            raise ValueError("grade_multiplier: factors must not be negative")
+        factors = _factors(merged["grade_multiplier"], "grade_multiplier", "grade")
+        certified = _factors(
+            merged["certification_multiplier"], "certification_multiplier", "level"
+        )
         approvals = merged["blacklist_approvals"]
         if not isinstance(approvals, int) or isinstance(approvals, bool) or not 1 <= approvals <= 3:
             raise ValueError("blacklist_approvals: a whole number from 1 to 3")
@@ -222,12 +206,22 @@ class RiskPolicyRules:
             deferred_min_score=_number(merged["deferred_min_score"], "deferred_min_score"),
             credit_bands=tuple(bands),
             grade_multiplier=factors,
+            certification_multiplier=certified,
             review_below_score=_number(merged["review_below_score"], "review_below_score"),
             unscored_deferred=merged["unscored_deferred"],
             currency=currency.upper(),
             blacklist_approvals=approvals,
             appeal_sla_hours=sla,
         )
+
+
+def _factors(value: Any, name: str, key: str) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name}: expected an object {key} -> factor")
+    factors = {str(k): _number(v, f"{name}.{k}") for k, v in value.items()}
+    if any(f < 0 for f in factors.values()):
+        raise ValueError(f"{name}: factors must not be negative")
+    return factors
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...]:
@@ -293,6 +287,7 @@ def checkout_policy(
     restrictions: Sequence[ActiveRestriction] = (),
     blacklisted: bool = False,
     override: Override | None = None,
+    certification: str = "",
 ) -> CheckoutPolicy:
     """What a shop may offer this customer at checkout, and why, in plain words.
 
@@ -337,6 +332,21 @@ def checkout_policy(
                     currency=rules.currency,
                 )
             )
+            certified = rules.certification_multiplier.get(certification, 1.0)
+            if certification and certified != 1.0:
+                limit = (limit * Decimal(str(certified))).quantize(Decimal("0.01"))
+                reasons.append(
+                    _reason(
+                        N_(
+                            "Certified customer ({level}): the credit limit is {limit} "
+                            "{currency} ({factor} times)."
+                        ),
+                        level=certification,
+                        limit=f"{limit:,.2f}",
+                        currency=rules.currency,
+                        factor=f"{certified:g}",
+                    )
+                )
         if credit_score < rules.deferred_min_score:
             methods = [m for m in methods if m not in rules.deferred_methods]
             reasons.append(

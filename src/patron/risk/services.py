@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -38,9 +38,7 @@ from patron.risk.models import (
     RestrictionKind,
     RiskPolicy,
 )
-
-MAX_REASON = 2000
-
+from patron.workflow import audit_update, locked, reason_text, separate, transition
 
 # ---------------------------------------------------------------------- risk policy
 
@@ -109,51 +107,17 @@ def risk_policy_save(*, user: Any, data: Any, note: str = "") -> RiskPolicy:
 # ---------------------------------------------------------------------- helpers
 
 
-def _reason_text(reason: str, what: str) -> str:
-    text = (reason or "").strip()
-    if not text:
-        raise ValidationFailed(f"{what}: a reason is required and is recorded")
-    if len(text) > MAX_REASON:
-        raise ValidationFailed(f"{what}: the reason is longer than {MAX_REASON} characters")
-    return text
-
-
-def _locked[M: models.Model](model: type[M], pk: int, what: str) -> M:
-    """The row, locked until the transaction ends (two deciders wait for each other)."""
-    found = model._default_manager.select_for_update().filter(pk=pk).first()
-    if found is None:
-        raise NotFound(f"{what} {pk} not found")
-    return found
-
-
-def _transition(machine_next: Any, state: str, action: str, **kwargs: Any) -> str:
-    try:
-        return str(machine_next(state, action, **kwargs))
-    except rules.TransitionRefused as error:
-        raise Conflict(str(error)) from error
-
-
-def _separate(check: Any, *args: Any, **kwargs: Any) -> None:
-    try:
-        check(*args, **kwargs)
-    except rules.SeparationOfDuties as error:
-        raise PermissionDenied(str(error)) from error
-
-
 def _audit(
     user: Any, *, entity: str, pk: int, customer_id: int, summary: str, **changes: Any
 ) -> None:
-    audit_record(
-        AuditEntry(
-            action="update",
-            entity_type=f"risk.{entity}",
-            entity_id=str(pk),
-            customer_id=customer_id,
-            summary=summary[:300],
-            changes={k: v for k, v in changes.items() if v is not None},
-        ),
-        actor=user,
-        actor_label="" if user is not None else "risk detection",
+    audit_update(
+        user,
+        entity_type=f"risk.{entity}",
+        pk=pk,
+        customer_id=customer_id,
+        summary=summary,
+        system_label="risk detection",
+        **changes,
     )
 
 
@@ -216,7 +180,7 @@ def restriction_apply(
 ) -> Restriction:
     """A person restricts a customer. With ``alert_id`` the alert is closed as restricted."""
     require_permission(user, ACT_ON_RISK)
-    reason = _reason_text(request.reason, "restriction")
+    reason = reason_text(request.reason, "restriction")
     scope = restriction_validate(request)
     now = timezone.now()
     if request.expires_at is not None and request.expires_at <= now:
@@ -225,7 +189,7 @@ def restriction_apply(
         customer = _customer(customer_id)
         alert = None
         if alert_id is not None:
-            alert = _locked(Alert, alert_id, "alert")
+            alert = locked(Alert, alert_id, "alert")
             if alert.customer_id != customer.pk:
                 raise ValidationFailed(f"alert {alert_id} is about another customer")
             _decide_alert(alert, user=user, action="restrict", reason=reason, now=now)
@@ -276,9 +240,9 @@ def _lift(restriction: Restriction, *, user: Any, reason: str, now: datetime, vi
 
 def restriction_lift(*, user: Any, restriction_id: int, reason: str) -> Restriction:
     require_permission(user, ACT_ON_RISK)
-    reason = _reason_text(reason, "lifting a restriction")
+    reason = reason_text(reason, "lifting a restriction")
     with transaction.atomic():
-        restriction = _locked(Restriction, restriction_id, "restriction")
+        restriction = locked(Restriction, restriction_id, "restriction")
         _lift(restriction, user=user, reason=reason, now=timezone.now(), via="analyst")
     return restriction
 
@@ -288,7 +252,7 @@ def restriction_lift(*, user: Any, restriction_id: int, reason: str) -> Restrict
 
 def _decide_alert(alert: Alert, *, user: Any, action: str, reason: str, now: datetime) -> None:
     previous = alert.status
-    alert.status = _transition(rules.alert_next, alert.status, action)
+    alert.status = transition(rules.alert_next, alert.status, action)
     alert.decided_by = user
     alert.decided_at = now
     alert.decision_reason = reason
@@ -315,9 +279,9 @@ def alert_decide(*, user: Any, alert_id: int, action: str, reason: str) -> Alert
             f"alert action {action!r}: use watch or dismiss here; restrictions and blacklist "
             "proposals are made with their own requests"
         )
-    reason = _reason_text(reason, f"{action} alert")
+    reason = reason_text(reason, f"{action} alert")
     with transaction.atomic():
-        alert = _locked(Alert, alert_id, "alert")
+        alert = locked(Alert, alert_id, "alert")
         _decide_alert(alert, user=user, action=action, reason=reason, now=timezone.now())
     return alert
 
@@ -331,7 +295,7 @@ def blacklist_propose(
     """An analyst proposes blacklisting and counts as its first approval; with the default
     policy a second analyst must approve (``blacklist_approve``) before it is in force."""
     require_permission(user, ACT_ON_RISK)
-    reason = _reason_text(reason, "blacklist proposal")
+    reason = reason_text(reason, "blacklist proposal")
     now = timezone.now()
     needed = risk_policy_rules().blacklist_approvals
     try:
@@ -339,7 +303,7 @@ def blacklist_propose(
             customer = _customer(customer_id)
             alert = None
             if alert_id is not None:
-                alert = _locked(Alert, alert_id, "alert")
+                alert = locked(Alert, alert_id, "alert")
                 if alert.customer_id != customer.pk:
                     raise ValidationFailed(f"alert {alert_id} is about another customer")
                 _decide_alert(alert, user=user, action="propose_blacklist", reason=reason, now=now)
@@ -386,16 +350,16 @@ def _approval(user: Any, at: datetime, reason: str) -> dict[str, Any]:
 
 def blacklist_approve(*, user: Any, entry_id: int, reason: str) -> BlacklistEntry:
     require_permission(user, ACT_ON_RISK)
-    reason = _reason_text(reason, "blacklist approval")
+    reason = reason_text(reason, "blacklist approval")
     with transaction.atomic():
-        entry = _locked(BlacklistEntry, entry_id, "blacklist entry")
+        entry = locked(BlacklistEntry, entry_id, "blacklist entry")
         approvers = [a["user_id"] for a in entry.approvals]
-        _separate(
+        separate(
             rules.check_approver, user.pk, proposer_id=entry.proposed_by_id, approver_ids=approvers
         )
         now = timezone.now()
         previous = entry.status
-        entry.status = _transition(
+        entry.status = transition(
             rules.blacklist_next,
             entry.status,
             "approve",
@@ -420,10 +384,10 @@ def blacklist_approve(*, user: Any, entry_id: int, reason: str) -> BlacklistEntr
 
 def blacklist_reject(*, user: Any, entry_id: int, reason: str) -> BlacklistEntry:
     require_permission(user, ACT_ON_RISK)
-    reason = _reason_text(reason, "blacklist rejection")
+    reason = reason_text(reason, "blacklist rejection")
     with transaction.atomic():
-        entry = _locked(BlacklistEntry, entry_id, "blacklist entry")
-        entry.status = _transition(rules.blacklist_next, entry.status, "reject")
+        entry = locked(BlacklistEntry, entry_id, "blacklist entry")
+        entry.status = transition(rules.blacklist_next, entry.status, "reject")
         entry.rejected_by = user
         entry.rejection_reason = reason
         entry.decided_at = timezone.now()
@@ -440,7 +404,7 @@ def blacklist_reject(*, user: Any, entry_id: int, reason: str) -> BlacklistEntry
 
 
 def _blacklist_lift(entry: BlacklistEntry, *, user: Any, reason: str, via: str) -> None:
-    entry.status = _transition(rules.blacklist_next, entry.status, "lift")
+    entry.status = transition(rules.blacklist_next, entry.status, "lift")
     entry.lifted_at = timezone.now()
     entry.lifted_by = user
     entry.lift_reason = reason
@@ -458,9 +422,9 @@ def _blacklist_lift(entry: BlacklistEntry, *, user: Any, reason: str, via: str) 
 
 def blacklist_lift(*, user: Any, entry_id: int, reason: str) -> BlacklistEntry:
     require_permission(user, ACT_ON_RISK)
-    reason = _reason_text(reason, "lifting a blacklisting")
+    reason = reason_text(reason, "lifting a blacklisting")
     with transaction.atomic():
-        entry = _locked(BlacklistEntry, entry_id, "blacklist entry")
+        entry = locked(BlacklistEntry, entry_id, "blacklist entry")
         _blacklist_lift(entry, user=user, reason=reason, via="analyst")
     return entry
 
@@ -471,9 +435,9 @@ def blacklist_lift(*, user: Any, entry_id: int, reason: str) -> BlacklistEntry:
 def credit_override_revoke(*, user: Any, override_id: int, reason: str) -> CreditOverride:
     """End terms granted on appeal (the score decides again); recorded like every decision."""
     require_permission(user, ACT_ON_RISK)
-    reason = _reason_text(reason, "revoking granted checkout terms")
+    reason = reason_text(reason, "revoking granted checkout terms")
     with transaction.atomic():
-        override = _locked(CreditOverride, override_id, "credit override")
+        override = locked(CreditOverride, override_id, "credit override")
         if override.revoked_at is not None:
             raise Conflict(f"credit override {override_id} was already revoked")
         override.revoked_at = timezone.now()
@@ -538,7 +502,7 @@ def appeal_file(
     """File a customer's appeal against one restriction or blacklisting in force, or
     (``automated``) against the checkout terms their credit score decided without a person."""
     require_permission(user, FILE_APPEAL)
-    statement = _reason_text(statement, "appeal statement")
+    statement = reason_text(statement, "appeal statement")
     if sum((restriction_id is not None, blacklist_id is not None, automated)) != 1:
         raise ValidationFailed(
             "appeal: name exactly one of restriction_id, blacklist_id and automated"
@@ -551,7 +515,7 @@ def appeal_file(
             restriction = blacklist = None
             if restriction_id is not None:
                 subject = Appeal.Subject.RESTRICTION
-                restriction = _locked(Restriction, restriction_id, "restriction")
+                restriction = locked(Restriction, restriction_id, "restriction")
                 if restriction.customer_id != customer.pk:
                     raise ValidationFailed(f"restriction {restriction_id} is another customer's")
                 if restriction.lifted_at is not None:
@@ -559,7 +523,7 @@ def appeal_file(
                 against = f"restriction {restriction_id}"
             elif blacklist_id is not None:
                 subject = Appeal.Subject.BLACKLIST
-                blacklist = _locked(BlacklistEntry, blacklist_id, "blacklist entry")
+                blacklist = locked(BlacklistEntry, blacklist_id, "blacklist entry")
                 if blacklist.customer_id != customer.pk:
                     raise ValidationFailed(f"blacklist entry {blacklist_id} is another customer's")
                 if blacklist.status not in rules.LIVE_BLACKLIST:
@@ -608,9 +572,9 @@ def _deciders(appeal: Appeal) -> list[int | None]:
 def appeal_start_review(*, user: Any, appeal_id: int) -> Appeal:
     require_permission(user, DECIDE_APPEAL)
     with transaction.atomic():
-        appeal = _locked(Appeal, appeal_id, "appeal")
-        _separate(rules.check_reviewer, user.pk, decider_ids=_deciders(appeal))
-        appeal.status = _transition(rules.appeal_next, appeal.status, "start_review")
+        appeal = locked(Appeal, appeal_id, "appeal")
+        separate(rules.check_reviewer, user.pk, decider_ids=_deciders(appeal))
+        appeal.status = transition(rules.appeal_next, appeal.status, "start_review")
         appeal.reviewer = user
         appeal.review_started_at = timezone.now()
         appeal.save(update_fields=["status", "reviewer", "review_started_at"])
@@ -638,13 +602,13 @@ def appeal_decide(
     require_permission(user, DECIDE_APPEAL)
     if outcome not in ("uphold", "overturn"):
         raise ValidationFailed(f"appeal outcome {outcome!r}: use uphold or overturn")
-    reason = _reason_text(reason, "appeal decision")
+    reason = reason_text(reason, "appeal decision")
     if credit_limit is not None and (not credit_limit.is_finite() or credit_limit < 0):
         raise ValidationFailed("appeal.credit_limit: expected an amount of zero or more")
     with transaction.atomic():
-        appeal = _locked(Appeal, appeal_id, "appeal")
-        status = _transition(rules.appeal_next, appeal.status, outcome)
-        _separate(rules.check_reviewer, user.pk, decider_ids=_deciders(appeal))
+        appeal = locked(Appeal, appeal_id, "appeal")
+        status = transition(rules.appeal_next, appeal.status, outcome)
+        separate(rules.check_reviewer, user.pk, decider_ids=_deciders(appeal))
         if appeal.reviewer_id is not None and appeal.reviewer_id != user.pk:
             raise PermissionDenied(f"appeal {appeal_id} is being reviewed by another analyst")
         appeal.status = status
@@ -658,12 +622,12 @@ def appeal_decide(
             if appeal.subject == Appeal.Subject.AUTOMATED:
                 _override_grant(appeal, user=user, reason=lift_reason, now=now, limit=credit_limit)
             elif appeal.restriction_id is not None:
-                restriction = _locked(Restriction, appeal.restriction_id, "restriction")
+                restriction = locked(Restriction, appeal.restriction_id, "restriction")
                 if restriction.lifted_at is None:
                     _lift(restriction, user=user, reason=lift_reason, now=now, via="appeal")
             else:
                 assert appeal.blacklist_id is not None
-                entry = _locked(BlacklistEntry, appeal.blacklist_id, "blacklist entry")
+                entry = locked(BlacklistEntry, appeal.blacklist_id, "blacklist entry")
                 if entry.status == BlacklistEntry.Status.ACTIVE:
                     _blacklist_lift(entry, user=user, reason=lift_reason, via="appeal")
                 elif entry.status in rules.LIVE_BLACKLIST:

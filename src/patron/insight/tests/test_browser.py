@@ -4,7 +4,6 @@ behind that month of that metric."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,11 @@ import pytest
 from patron.account.roles import Role
 from patron.conftest import PASSWORD, make_user
 from patron.insight.tests.test_views import ALL_CHARTS, PERIOD, Shop, build_shop
-from patron.web.tests.test_browser import CHROMIUM, browser
-
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+from patron.web.tests.browsing import BROWSER_MARKS, browser, log_in, new_context
 
 __all__ = ["browser"]  # the module-scoped Chromium, shared with the web app's browser tests
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 #: For each chart container: whether ECharts drew it (an <svg>), how many points its option's
 #: series hold (a heatmap cell counts when it has a value), and whether its points link.
@@ -52,8 +44,7 @@ POINT_AT = """([testid, series, index]) => {
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(locale="en-US", viewport={"width": 1440, "height": 900})
-    context.set_default_timeout(10_000)
+    context = new_context(browser, width=1440)
     page = context.new_page()
     yield page
     context.close()
@@ -65,14 +56,6 @@ def shop(transactional_db: None, lake: Path) -> Shop:
     return build_shop()
 
 
-def log_in(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/login/")
-    page.fill("input[name=username]", "manager-chen")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{base_url}/customers/")
-
-
 def test_the_dashboard_draws_every_chart_changes_period_and_drills_down(
     live_server: Any, page: Any, shop: Shop
 ) -> None:
@@ -81,7 +64,7 @@ def test_the_dashboard_draws_every_chart_changes_period_and_drills_down(
     page.on("pageerror", lambda error: errors.append(str(error)))
 
     # given: the dashboard, opened from the navigation
-    log_in(page, base)
+    log_in(page, base, "manager-chen")
     page.click('nav.patron-navbar a.nav-link:text-is("Insights")')
     page.wait_for_url(f"{base}/insights/")
     page.goto(f"{base}/insights/?{PERIOD}")

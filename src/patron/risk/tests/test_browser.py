@@ -7,8 +7,6 @@ Each person works in a browser context of their own, as they would on their own 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +20,11 @@ from patron.conftest import PASSWORD, make_customer_file, make_user
 from patron.customer.models import Customer
 from patron.risk import detect
 from patron.risk.models import Alert, Appeal, Restriction
-from patron.web.tests.test_browser import CHROMIUM, browser
+from patron.web.tests.browsing import BROWSER_MARKS, browser, open_as
 
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+__all__ = ["browser", "open_as"]  # shared fixtures (patron.web.tests.browsing)
 
-__all__ = ["browser"]  # the module-scoped Chromium, shared with the web app's browser tests
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 REASON = "退货率 60%，远高于店铺中位数"
 STATEMENT = "商品确有质量问题，退货都有质检报告"
@@ -71,28 +62,6 @@ def risk_case(transactional_db: None, lake: Path) -> RiskCase:
         updated_at=now,
     )
     return RiskCase(customer=customer, alert=alert)
-
-
-@pytest.fixture
-def open_as(browser: Any, live_server: Any) -> Iterator[Any]:
-    """``open_as(username)``: a logged-in page in a browser context of that person's own."""
-    contexts: list[Any] = []
-
-    def login(username: str) -> Any:
-        context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 900})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{live_server.url}/login/")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("main form button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/customers/")
-        return page
-
-    yield login
-    for context in contexts:
-        context.close()
 
 
 def test_alert_restriction_appeal_overturned(

@@ -16,10 +16,9 @@ from patron.risk import rules
 from patron.risk.rules import (
     ActiveRestriction,
     RiskPolicyRules,
-    SeparationOfDuties,
-    TransitionRefused,
     checkout_policy,
 )
+from patron.statemachine import SeparationOfDuties, TransitionRefused
 
 ALERT_ACTIONS = ("watch", "dismiss", "restrict", "propose_blacklist")
 APPEAL_ACTIONS = ("start_review", "uphold", "overturn")
@@ -49,7 +48,7 @@ APPEAL_EXPECTED = {
 def test_alert_machine_allows_exactly_the_listed_transitions(state: str, action: str) -> None:
     expected = ALERT_EXPECTED.get((state, action))
     if expected is None:
-        with pytest.raises(TransitionRefused, match=f"alert is {state}: cannot"):
+        with pytest.raises(TransitionRefused, match=f"alert is {state.replace('_', ' ')}: cannot"):
             rules.alert_next(state, action)
     else:
         assert rules.alert_next(state, action) == expected
@@ -61,7 +60,7 @@ def test_alert_machine_allows_exactly_the_listed_transitions(state: str, action:
 def test_appeal_machine_allows_exactly_the_listed_transitions(state: str, action: str) -> None:
     expected = APPEAL_EXPECTED.get((state, action))
     if expected is None:
-        with pytest.raises(TransitionRefused, match=f"appeal is {state}"):
+        with pytest.raises(TransitionRefused, match=f"appeal is {state.replace('_', ' ')}"):
             rules.appeal_next(state, action)
     else:
         assert rules.appeal_next(state, action) == expected
@@ -97,7 +96,7 @@ def test_blacklist_machine_transitions(
     ],
 )
 def test_blacklist_machine_refuses_the_rest(state: str, action: str) -> None:
-    with pytest.raises(TransitionRefused, match=f"blacklist entry is {state}"):
+    with pytest.raises(TransitionRefused, match=f"blacklist entry is {state.replace('_', ' ')}"):
         rules.blacklist_next(state, action, approvals_after=5, needed=1)
 
 
@@ -158,6 +157,8 @@ def test_the_default_policy_reads_back() -> None:
         ({"blacklist_approvals": True}, "blacklist_approvals"),
         ({"appeal_sla_hours": 0}, "appeal_sla_hours"),
         ({"grade_multiplier": {"core": -1}}, "grade_multiplier"),
+        ({"certification_multiplier": {"trusted": -1}}, "certification_multiplier"),
+        ({"certification_multiplier": ["trusted"]}, "certification_multiplier"),
         ({"currency": "RMBX"}, "currency"),
         ({"payment_methods": []}, None),
     ],
@@ -193,6 +194,21 @@ def test_good_credit_gets_every_method_and_a_limit_scaled_by_grade() -> None:
     assert ordinary.credit_limit == Decimal("5000.00")
     assert not core.order_review
     assert _texts(core.reasons) == ["Credit score 760 gives a credit limit of 7,500.00 CNY."]
+
+
+def test_a_certified_customer_gets_the_level_factor_on_the_limit() -> None:
+    # when
+    trusted = checkout_policy(POLICY, credit_score=700, grade="potential", certification="trusted")
+    identity = checkout_policy(
+        POLICY, credit_score=700, grade="potential", certification="identity"
+    )
+    # then
+    assert trusted.credit_limit == Decimal("3000.00")
+    assert identity.credit_limit == Decimal("2000.00")  # no factor for identity only
+    assert _texts(trusted.reasons) == [
+        "Credit score 700 gives a credit limit of 2,000.00 CNY.",
+        "Certified customer (trusted): the credit limit is 3,000.00 CNY (1.5 times).",
+    ]
 
 
 def test_low_credit_loses_deferred_payment_and_very_low_credit_is_reviewed() -> None:

@@ -733,7 +733,7 @@ def test_report_page_draws_its_charts_in_a_browser(live_server: Any, lake: Path)
     # given: CDNOW imported, an analyst who logs in
     from playwright.sync_api import sync_playwright
 
-    from patron.web.tests.test_browser import CHROMIUM_ARGS
+    from patron.web.tests.browsing import CHROMIUM_ARGS
 
     cdnow_import()
     make_user(ANALYST, username="analyst-wu", password=PASSWORD)

@@ -6,7 +6,6 @@ would refuse the ORM calls that the fixtures make; the tests are sequential, so 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,43 +14,16 @@ import pytest
 
 from patron.account.roles import Role
 from patron.conftest import PASSWORD, CustomerFile, make_customer_file, make_user
+from patron.web.tests.browsing import BROWSER_MARKS, browser, log_in, new_context
 
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+pytestmark = BROWSER_MARKS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+__all__ = ["browser"]  # the module-scoped Chromium (patron.web.tests.browsing)
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 900})
-    context.set_default_timeout(10_000)
+    context = new_context(browser)
     page = context.new_page()
     yield page
     context.close()
@@ -63,19 +35,11 @@ def browser_data(transactional_db: None, lake: Path) -> CustomerFile:
     return make_customer_file()
 
 
-def log_in(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/customers/")
-    page.fill("input[name=username]", "manager-chen")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{base_url}/customers/")
-
-
 def test_search_a_customer_and_see_the_orders(
     live_server: Any, page: Any, browser_data: CustomerFile
 ) -> None:
     # given
-    log_in(page, live_server.url)
+    log_in(page, live_server.url, "manager-chen")
     rows = page.locator("[data-testid=customer-table] tbody tr")
     assert rows.count() == 3
 
@@ -104,7 +68,7 @@ def test_search_a_customer_and_see_the_orders(
 
 def test_tabs_and_language_switch(live_server: Any, page: Any, browser_data: CustomerFile) -> None:
     # given
-    log_in(page, live_server.url)
+    log_in(page, live_server.url, "manager-chen")
     page.goto(f"{live_server.url}/customers/{browser_data.customer.pk}/")
 
     # when
