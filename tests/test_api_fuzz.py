@@ -20,9 +20,13 @@ from patron.wsgi import application
 #: thresholds must be ordered and name real score columns; a back-test needs purchases before
 #: its date; a restriction's expiry must be in the future; an appeal names exactly one decision;
 #: a risk policy's deferred methods must be among its payment methods; a CSV download names a
-#: section; a report can be generated only for a month that has begun): a schema-valid request
-#: may rightly get a 422 there, so "valid data is accepted" is not checked for them. Every other
-#: check (no 5xx, documented statuses, bodies that match the spec) still is.
+#: section; a report can be generated only for a month that has begun; a certification document
+#: must be a PDF, JPEG or PNG by its content and under the size limit; a change request's new
+#: values must pass the pre-checks and belong to the customer's certified profile; a tier's
+#: criteria and a points policy are checked as a whole; an adjustment is a non-zero whole number,
+#: which the fuzzer may write as -0.0): a
+#: schema-valid request may rightly get a 422 there, so "valid data is accepted" is not checked
+#: for them. Every other check (no 5xx, documented statuses, bodies that match the spec) still is.
 BUSINESS_VALIDATED = {
     ("POST", "/api/models/grade-policies"),
     ("POST", "/api/models/grade-policies/preview"),
@@ -33,6 +37,11 @@ BUSINESS_VALIDATED = {
     ("GET", "/api/insights/reports/{month}/download"),
     ("POST", "/api/insights/reports/{month}"),
     ("POST", "/api/insights/targets"),
+    ("POST", "/api/certification/applications/{application_id}/documents"),
+    ("POST", "/api/certification/changes"),
+    ("PATCH", "/api/loyalty/tiers/{code}"),
+    ("PUT", "/api/loyalty/policy"),
+    ("POST", "/api/customers/{customer_id}/points/adjust"),
 }
 
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", application)

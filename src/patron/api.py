@@ -87,9 +87,15 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 def _mount() -> None:
     from patron.account.api import router as account_router
+    from patron.certification.api import customer_router as certification_customer_router
+    from patron.certification.api import router as certification_router
     from patron.customer.api import router as customer_router
     from patron.insight.api import router as insight_router
     from patron.insight.report_api import router as insight_report_router
+    from patron.loyalty.api import customer_router as loyalty_customer_router
+    from patron.loyalty.api import router as loyalty_router
+    from patron.outbox.api import customer_router as outbox_customer_router
+    from patron.outbox.api import router as outbox_router
     from patron.risk.api import customer_router as risk_customer_router
     from patron.risk.api import router as risk_router
     from patron.scoring.api import router as scoring_router
@@ -101,6 +107,12 @@ def _mount() -> None:
     api.add_router("/risk", risk_router)
     api.add_router("/insights", insight_router)
     api.add_router("/insights", insight_report_router)
+    api.add_router("/outbox", outbox_router)
+    api.add_router("/customers", outbox_customer_router)
+    api.add_router("/certification", certification_router)
+    api.add_router("/customers", certification_customer_router)
+    api.add_router("/customers", loyalty_customer_router)
+    api.add_router("/loyalty", loyalty_router)
 
 
 _mount()

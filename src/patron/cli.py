@@ -15,6 +15,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from patron.clikit import django_setup, require_migrated
+from patron.loyalty.cli import loyalty_app
+from patron.outbox.cli import outbox_app
+
 app = typer.Typer(
     help="Patron: customer quality platform for e-commerce merchants.",
     no_args_is_help=True,
@@ -33,16 +37,19 @@ insights_app = typer.Typer(
     help="Insights: fill the KPI tables, see targets and where they stand.", no_args_is_help=True
 )
 app.add_typer(insights_app, name="insights")
+certification_app = typer.Typer(
+    help="Certified customers: levels, re-verification, applicant links, process figures.",
+    no_args_is_help=True,
+)
+app.add_typer(certification_app, name="certification")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(loyalty_app, name="loyalty")
 console = Console(stderr=True)
 
 ADAPTERS = ("olist", "taobao", "cdnow")
 
 
-def _django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patron.settings")
-    import django
-
-    django.setup()
+_django = django_setup
 
 
 def _progress() -> Progress:
@@ -293,6 +300,26 @@ def serve(
 DEMO_SOURCE = "demo"
 
 
+def _demo_loyalty_and_certification(as_of: datetime, *, seed: int) -> None:
+    """Points and tiers as of the end of the demo history; some certified customers."""
+    from patron.demo.certifications import demo_certifications
+    from patron.loyalty.services import points_accrue
+    from patron.loyalty.tiers import tiers_evaluate, tiers_seed
+
+    tiers_seed()
+    accrued = points_accrue(as_of=as_of + timedelta(seconds=1))
+    tiers = tiers_evaluate(as_of=as_of.date())
+    console.print(
+        f"loyalty: {accrued.points_earned:,} points earned on {accrued.orders_credited:,} orders "
+        f"and {accrued.reviews_credited:,} reviews; tiers: {tiers.joined:,} placed, {tiers.up:,} up"
+    )
+    made = demo_certifications(seed=seed)
+    console.print(
+        f"certification: {made.certified} certified, {made.waiting} waiting for review, "
+        f"{made.returned} sent back"
+    )
+
+
 @app.command()
 def demo(
     customers: Annotated[
@@ -353,6 +380,7 @@ def demo(
     console.print(
         f"insights: {sum(filled.months.values()):,} metric-months filled in {filled.seconds:.1f} s"
     )
+    _demo_loyalty_and_certification(manifest.as_of, seed=seed)
     password = secrets.token_urlsafe(9)
     admin = User.objects.filter(username="admin").first()
     if admin is None:
@@ -562,15 +590,7 @@ jobs_app = typer.Typer(
 app.add_typer(jobs_app, name="jobs")
 
 
-def _require_migrated() -> None:
-    """Long-running processes do not migrate (several start at once); they ask for it."""
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
-        console.print("[red]the database schema is not up to date: run 'patron migrate' first")
-        raise typer.Exit(2)
+_require_migrated = require_migrated
 
 
 def _local(moment: datetime | None) -> str:
@@ -981,6 +1001,79 @@ def insights_targets(
             v.name, f"{v.baseline:.4g}", f"{v.goal:.4g}", latest, str(v.deadline), v.status
         )
     Console().print(table)
+
+
+@certification_app.command("reverify")
+def certification_reverify(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"],
+            help="Act as if it were this moment (default: now)",
+        ),
+    ] = None,
+) -> None:
+    """Remind customers whose certification expires soon (once) and end the expired ones (the
+    daily job does this)."""
+    _django()
+    from django.utils import timezone
+
+    from patron.certification.services import certifications_reverify
+
+    _migrate()
+    result = certifications_reverify(now=timezone.make_aware(as_of) if as_of else None)
+    console.print(f"reminded {result.reminded}, expired {result.expired}")
+    print(json.dumps({"reminded": result.reminded, "expired": result.expired}))
+
+
+@certification_app.command("levels")
+def certification_levels(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The certification levels and their criteria, as staff have set them."""
+    _django()
+    from dataclasses import asdict
+
+    from patron.certification.selectors import level_list
+
+    _require_migrated()
+    levels = level_list()
+    if as_json:
+        print(json.dumps([asdict(level) for level in levels], ensure_ascii=False))
+        return
+    table = Table(title="certification levels", title_justify="left")
+    for column in ("code", "name", "kind", "credit ≥", "orders ≥", "documents", "valid days"):
+        table.add_column(column)
+    for level in levels:
+        table.add_row(
+            level.code,
+            f"{level.name} {level.name_en}",
+            level.applicant_kind,
+            str(level.min_credit_score or "–"),
+            str(level.min_paid_orders),
+            ", ".join(level.required_documents),
+            str(level.validity_days),
+        )
+    Console().print(table)
+
+
+@certification_app.command("link")
+def certification_link(customer_id: Annotated[int, typer.Argument(help="Customer id")]) -> None:
+    """Print the customer's signed link to the public certification page (to send to them)."""
+    _django()
+    from patron.certification.services import applicant_link_issue
+    from patron.certification.tokens import link_days
+    from patron.errors import NotFound
+
+    _require_migrated()
+    try:
+        url = applicant_link_issue(user=None, customer_id=customer_id)
+    except NotFound as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"valid for {link_days()} days")
+    print(url)
 
 
 def main() -> None:

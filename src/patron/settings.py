@@ -6,6 +6,9 @@
 - ``PATRON_DEBUG``, ``PATRON_ALLOWED_HOSTS``, ``PATRON_TIME_ZONE``
 - ``PATRON_TASKS_BACKEND``: ``database`` (default: ``patron worker`` runs the queue) or
   ``immediate`` (every job runs where it is enqueued: tests, scripts); see docs/jobs.md
+- ``EMAIL_HOST`` (and ``EMAIL_PORT``, ``EMAIL_HOST_USER``, …), ``PATRON_OUTBOX_ADAPTERS``,
+  ``PATRON_OUTBOX_WEBHOOK_URL``/``_SECRET``, ``PATRON_PUBLIC_URL``: messages to customers;
+  see docs/outbox.md
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ INSTALLED_APPS = [
     "patron.scoring",
     "patron.risk",
     "patron.insight",
+    "patron.outbox",
+    "patron.loyalty",
+    "patron.certification",
     "patron.jobs",
     "patron.web",
 ]
@@ -152,6 +158,57 @@ TASKS = {
 
 DEFAULT_CURRENCY = "CNY"
 LAKE_DIR = HOME / "lake"
+
+# Messages to customers (patron.outbox, docs/outbox.md). E-mail goes through Django's default
+# mailer: SMTP when EMAIL_HOST is set, else one file per message in PATRON_HOME/outbox/mail, so
+# that nothing leaves the machine unless someone configured it to. Django 6.1 configures mail
+# with MAILERS (EMAIL_BACKEND and its family are deprecated and cannot be mixed with it).
+PATRON_OUTBOX_DIR = HOME / "outbox"
+_TRUE = {"1", "true", "yes", "on"}
+if os.environ.get("EMAIL_HOST"):
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": os.environ["EMAIL_HOST"],
+                "port": int(os.environ["EMAIL_PORT"]) if os.environ.get("EMAIL_PORT") else None,
+                "username": os.environ.get("EMAIL_HOST_USER", ""),
+                "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+                "use_tls": os.environ.get("EMAIL_USE_TLS", "").lower() in _TRUE,
+                "use_ssl": os.environ.get("EMAIL_USE_SSL", "").lower() in _TRUE,
+                "timeout": float(os.environ.get("EMAIL_TIMEOUT", "10")),
+            },
+        }
+    }
+else:
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": str(PATRON_OUTBOX_DIR / "mail")},
+        }
+    }
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Patron <noreply@localhost>")
+# Channel -> adapter (email, file, webhook, or an adapter class's dotted path). Override some
+# with PATRON_OUTBOX_ADAPTERS="sms=webhook,app=webhook".
+PATRON_OUTBOX_ADAPTERS = {
+    "email": "email",
+    "sms": "file",
+    "wechat": "file",
+    "app": "file",
+    "phone": "file",
+}
+for _pair in filter(None, os.environ.get("PATRON_OUTBOX_ADAPTERS", "").split(",")):
+    _channel, _equals, _adapter = (part.strip() for part in _pair.partition("="))
+    if not _equals or _channel not in PATRON_OUTBOX_ADAPTERS or not _adapter:
+        raise ImproperlyConfigured(
+            f"PATRON_OUTBOX_ADAPTERS: {_pair!r} is not CHANNEL=ADAPTER with CHANNEL one of "
+            f"{', '.join(PATRON_OUTBOX_ADAPTERS)}"
+        )
+    PATRON_OUTBOX_ADAPTERS[_channel] = _adapter
+PATRON_OUTBOX_WEBHOOK_URL = os.environ.get("PATRON_OUTBOX_WEBHOOK_URL", "")
+PATRON_OUTBOX_WEBHOOK_SECRET = os.environ.get("PATRON_OUTBOX_WEBHOOK_SECRET", "")
+# Where customers reach this site: links in messages (unsubscribe) start with it.
+PATRON_PUBLIC_URL = os.environ.get("PATRON_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 
 LOGGING = {
     "version": 1,

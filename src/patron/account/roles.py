@@ -37,10 +37,23 @@ DECIDE_APPEAL = "risk.change_appeal"  # review appeals (never one's own decision
 VIEW_CHECKOUT_POLICY = "risk.view_riskpolicy"  # GET /api/customers/{id}/checkout-policy
 VIEW_INSIGHTS = "insight.view_metricvalue"  # KPI dashboard, cohorts, targets, reports
 CHANGE_TARGETS = "insight.change_target"  # set targets, refill the metrics
+VIEW_MESSAGES = "outbox.view_message"  # messages sent to customers (also on their file)
+CANCEL_MESSAGES = "outbox.change_message"  # cancel a message before it is sent
+VIEW_CERTIFICATION = "certification.view_application"  # applications, levels, process figures
+APPLY_FOR_CERTIFICATION = "certification.add_application"  # file for a customer, change requests
+REVIEW_CERTIFICATION = "certification.change_application"  # decide (never what one filed)
+VIEW_CERTIFICATION_DOCUMENTS = "certification.view_document"  # open uploaded documents
+CHANGE_CERTIFICATION_LEVELS = "certification.change_certificationlevel"  # edit level criteria
+VIEW_LOYALTY = "loyalty.view_pointsaccount"  # points, ledger, tiers and the loyalty policy
+CHANGE_POINTS = "loyalty.change_pointsaccount"  # redeem for a customer, adjust (audited)
+CHANGE_LOYALTY_POLICY = "loyalty.change_loyaltypolicy"  # the points policy and the tiers
 
 _READ_BASE = {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_TICKETS}
 _RISK_READ = {VIEW_RISK, VIEW_RESTRICTIONS, VIEW_CHECKOUT_POLICY}
 _RISK_ACT = {ACT_ON_RISK, CHANGE_RISK_RULES, FILE_APPEAL, DECIDE_APPEAL}
+_MESSAGES = {VIEW_MESSAGES, CANCEL_MESSAGES}
+_CERT_REVIEW = {VIEW_CERTIFICATION, REVIEW_CERTIFICATION, VIEW_CERTIFICATION_DOCUMENTS}
+_CERT_ALL = _CERT_REVIEW | {APPLY_FOR_CERTIFICATION, CHANGE_CERTIFICATION_LEVELS}
 
 ROLE_PERMISSIONS: dict[Role, set[str]] = {
     Role.ADMINISTRATOR: _READ_BASE
@@ -57,21 +70,40 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
         CHANGE_TARGETS,
     }
     | _RISK_READ
-    | _RISK_ACT,
+    | _RISK_ACT
+    | _CERT_ALL
+    | _MESSAGES
+    | {VIEW_LOYALTY, CHANGE_POINTS, CHANGE_LOYALTY_POLICY},
     Role.OPERATIONS_MANAGER: _READ_BASE
     | {CHANGE_CUSTOMERS, VIEW_PII, RUN_IMPORTS, VIEW_IMPORTS, VIEW_MODELS, CHANGE_GRADE_POLICY}
     | _RISK_READ
-    | {FILE_APPEAL, VIEW_INSIGHTS, CHANGE_TARGETS},
+    | {FILE_APPEAL, VIEW_INSIGHTS, CHANGE_TARGETS}
+    | _CERT_ALL
+    | _MESSAGES
+    | {VIEW_LOYALTY, CHANGE_POINTS, CHANGE_LOYALTY_POLICY},
     # Agents see contact data masked: replies go out through the channel, not by hand. They see
     # restrictions and their reasons and file appeals for customers, but cannot lift anything.
     Role.SERVICE_AGENT: _READ_BASE
-    | {CHANGE_CUSTOMERS, VIEW_RESTRICTIONS, VIEW_CHECKOUT_POLICY, FILE_APPEAL},
+    | {CHANGE_CUSTOMERS, VIEW_RESTRICTIONS, VIEW_CHECKOUT_POLICY, FILE_APPEAL}
+    | {VIEW_CERTIFICATION, APPLY_FOR_CERTIFICATION}
+    | {VIEW_MESSAGES}
+    | {VIEW_LOYALTY, CHANGE_POINTS},  # redeem on the customer's behalf
     # Only risk analysts act on risk; separation of duties is per case (patron.risk.rules).
-    Role.RISK_ANALYST: _READ_BASE | {VIEW_IMPORTS, VIEW_MODELS} | _RISK_READ | _RISK_ACT,
-    Role.MARKETER: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_MODELS, VIEW_INSIGHTS},
+    Role.RISK_ANALYST: _READ_BASE
+    | {VIEW_IMPORTS, VIEW_MODELS}
+    | _RISK_READ
+    | _RISK_ACT
+    | _CERT_REVIEW,
+    Role.MARKETER: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_MODELS, VIEW_INSIGHTS}
+    | _MESSAGES
+    | {VIEW_LOYALTY, CHANGE_LOYALTY_POLICY},
     Role.AUDITOR: {VIEW_CUSTOMERS, VIEW_AUDIT, VIEW_IMPORTS, VIEW_MODELS, VIEW_INSIGHTS}
-    | _RISK_READ,
-    Role.ANALYST: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_IMPORTS, VIEW_MODELS, VIEW_INSIGHTS},
+    | _RISK_READ
+    | {VIEW_CERTIFICATION}
+    | {VIEW_MESSAGES}
+    | {VIEW_LOYALTY},
+    Role.ANALYST: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_IMPORTS, VIEW_MODELS, VIEW_INSIGHTS}
+    | {VIEW_LOYALTY},
     # Checkout and other systems: one token, one question.
     Role.INTEGRATION: {VIEW_CHECKOUT_POLICY},
 }

@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field, field_validator
 
+from patron.apitext import NO_NUL
 from patron.customer import selectors
 from patron.customer.models import Customer, SourceChannel
 
@@ -249,7 +250,9 @@ class BehaviourEventOut(Schema):
 
 class TimelineEntryOut(Schema):
     at: datetime
-    kind: str = Field(description="registration, order, payment, return, review, ticket or audit")
+    kind: str = Field(
+        description="registration, order, payment, return, review, ticket, message or audit"
+    )
     reference: str
     labels: list[str] = Field(description="Choice labels: a status, a payment method, a rating")
     summary: str = Field(description="Free text: a reason, a subject, an audit summary")
@@ -333,7 +336,6 @@ class CustomerProfileOut(Schema):
 
 
 #: PostgreSQL text cannot hold NUL: the schema says so, and the validator below refuses it.
-NO_NUL = r"^[^\x00]*$"
 
 
 class CustomerFilters(Schema):

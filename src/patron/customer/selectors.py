@@ -20,12 +20,19 @@ from django.conf import settings
 from django.db.models import Avg, Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from patron.account.roles import VIEW_AUDIT, VIEW_COMMERCE, VIEW_CUSTOMERS, VIEW_TICKETS
+from patron.account.roles import (
+    VIEW_AUDIT,
+    VIEW_COMMERCE,
+    VIEW_CUSTOMERS,
+    VIEW_MESSAGES,
+    VIEW_TICKETS,
+)
 from patron.account.services import may_see_pii, require_permission
 from patron.audit.models import AuditEvent
 from patron.commerce.models import Order, OrderLine, Payment, ReturnRequest, Review, Shipment
 from patron.customer.models import Consent, Customer, CustomerTag, SourceChannel
 from patron.errors import NotFound, ValidationFailed
+from patron.outbox.models import Message
 from patron.privacy import crypto
 from patron.scoring.selectors import (
     GradePeriod,
@@ -308,7 +315,7 @@ class BehaviourEvent:
 @dataclass(frozen=True)
 class TimelineEntry:
     """One dated fact about the customer. ``kind`` is one of registration, order, payment,
-    return, review, ticket, audit; ``labels`` are choice labels (a status, a method);
+    return, review, ticket, audit, message; ``labels`` are choice labels (a status, a method);
     ``summary`` is free text (a reason, a subject, an audit summary)."""
 
     at: datetime
@@ -884,7 +891,13 @@ def customer_recent_events(
 
 
 def _timeline(
-    c: Customer, *, commerce: bool, tickets: bool, audit: bool, limit: int
+    c: Customer,
+    *,
+    commerce: bool,
+    tickets: bool,
+    audit: bool,
+    limit: int,
+    messages: bool = False,
 ) -> tuple[TimelineEntry, ...]:
     """Merge the newest ``limit`` facts of each kind, then keep the newest ``limit`` overall."""
     entries: list[TimelineEntry] = []
@@ -982,6 +995,17 @@ def _timeline(
                     summary=" · ".join(part for part in (event.actor_label, event.summary) if part),
                 )
             )
+    if messages:
+        for m in Message.objects.filter(customer=c).order_by("-created_at", "-id")[:limit]:
+            entries.append(
+                TimelineEntry(
+                    at=m.sent_at or m.created_at,
+                    kind="message",
+                    reference=m.template,
+                    labels=(_label(Consent.Channel, m.channel), _label(Message.Status, m.status)),
+                    summary=" · ".join(part for part in (m.subject, m.reason) if part),
+                )
+            )
     entries.sort(key=lambda e: e.at, reverse=True)
     return tuple(entries[:limit])
 
@@ -992,7 +1016,7 @@ def customer_profile(*, user: Any, customer_id: int) -> CustomerProfile:
 
     Sections are filled only for the permissions the caller holds: orders and behaviour need
     ``commerce.view_order``, tickets ``service.view_ticket``, audit entries in the timeline
-    ``audit.view_auditevent``. Lists are capped (newest first); ``customer_orders`` pages all.
+    ``audit.view_auditevent``, messages to the customer in the timeline ``outbox.view_message``. Lists are capped (newest first); ``customer_orders`` pages all.
     """
     require_permission(user, VIEW_CUSTOMERS)
     c = _get_customer(customer_id)
@@ -1027,7 +1051,12 @@ def customer_profile(*, user: Any, customer_id: int) -> CustomerProfile:
         if commerce
         else empty,
         timeline=_timeline(
-            c, commerce=commerce, tickets=tickets, audit=audit, limit=TIMELINE_LIMIT
+            c,
+            commerce=commerce,
+            tickets=tickets,
+            audit=audit,
+            limit=TIMELINE_LIMIT,
+            messages=_has_perm(user, VIEW_MESSAGES),
         ),
         score=score_of_customer(customer_id=c.pk),
         grade_history=tuple(grade_history_of_customer(customer_id=c.pk)),
@@ -1074,4 +1103,5 @@ def customer_timeline(
         tickets=_has_perm(user, VIEW_TICKETS),
         audit=_has_perm(user, VIEW_AUDIT),
         limit=limit,
+        messages=_has_perm(user, VIEW_MESSAGES),
     )

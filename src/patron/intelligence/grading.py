@@ -116,6 +116,7 @@ COLUMN_LABELS: Final[dict[str, str]] = {
     "current_value": "current value",
     "potential_value": "potential value",
     "tenure_days": "tenure",
+    "certification_rank": "certification level",
 }
 
 

@@ -70,6 +70,30 @@ def _align(table: pa.Table, ids: np.ndarray, key: str = "customer_id") -> pa.Tab
     return table.take(index)
 
 
+def certification_rank(table: pa.Table | None, ids: np.ndarray, cutoff: datetime) -> pa.Array:
+    """Each customer's certification level rank in force at the cut-off (0: none).
+
+    ``table`` has ``customer_id``, ``rank``, ``granted_at``, ``expires_at`` and ``ended_at``
+    (null while in force): ``sources.extra["certifications"]``, absent for shops without any.
+    """
+    ranks = np.zeros(len(ids), dtype=np.int64)
+    if table is None or table.num_rows == 0:
+        return pa.array(ranks, pa.int64())
+    instant = pa.scalar(cutoff, pa.timestamp("us", tz="UTC"))
+    live = pc.and_(
+        pc.and_(
+            pc.less_equal(table.column("granted_at"), instant),
+            pc.greater(table.column("expires_at"), instant),
+        ),
+        pc.fill_null(pc.greater(table.column("ended_at"), instant), True),
+    )
+    held = table.filter(live).group_by("customer_id").aggregate([("rank", "max")])
+    position = pc.index_in(pa.array(ids, pa.int64()), value_set=held.column("customer_id"))
+    found = pc.fill_null(pc.take(held.column("rank_max"), pc.fill_null(position, 0)), 0)
+    ranks = np.where(pc.is_valid(position).to_numpy(zero_copy_only=False), found.to_numpy(), 0)
+    return pa.array(ranks.astype(np.int64), pa.int64())
+
+
 def known_before(sources: Sources, cutoff: datetime) -> Sources:
     """Only customers who had registered before the cut-off (or whose registration date is
     unknown): a back-dated run must not score people who did not exist yet."""
@@ -136,6 +160,10 @@ def run(
     value = customer_value(scored)
     for name in ("potential_value", "word_of_mouth"):
         scored = scored.append_column(name, value.column(name))
+    scored = scored.append_column(
+        "certification_rank",
+        certification_rank(sources.extra.get("certifications"), ids, cutoff),
+    )
     stage("value")
 
     grades = grading.grade(scored, policy, previous=previous_grades)

@@ -44,6 +44,11 @@ def as_of_slot_time(slot: datetime) -> dict[str, Any]:
     return {"as_of": slot.isoformat()}
 
 
+def no_arguments(slot: datetime) -> dict[str, Any]:
+    """For jobs that act on whatever is due when they run."""
+    return {}
+
+
 @dataclass(frozen=True)
 class PeriodicJob:
     name: str
@@ -102,6 +107,46 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
         arguments=as_of_slot_time,
         description="Run the risk rules and the anomaly model (also after each import batch)",
         max_catch_up=1,
+    ),
+    PeriodicJob(
+        name="outbox-deliver",
+        cron="* * * * *",
+        task="patron.outbox.tasks.deliver_outbox",
+        arguments=no_arguments,
+        description="Send the messages to customers that are due (retries back off)",
+        max_catch_up=1,
+    ),
+    PeriodicJob(
+        name="loyalty-accrue",
+        cron="15 * * * *",
+        task="patron.loyalty.tasks.accrue_points",
+        arguments=as_of_slot_time,
+        description="Credit points for paid orders and reviews, take back refunded ones",
+        max_catch_up=1,
+    ),
+    PeriodicJob(
+        name="loyalty-expire",
+        cron="10 0 * * *",
+        task="patron.loyalty.tasks.expire_points",
+        arguments=as_of_slot_date,
+        description="Expire the points lots past their date",
+        max_catch_up=3,
+    ),
+    PeriodicJob(
+        name="loyalty-tiers",
+        cron="45 3 * * *",
+        task="patron.loyalty.tasks.evaluate_tiers",
+        arguments=as_of_slot_date,
+        description="Move customers between membership tiers (after the nightly scoring)",
+        max_catch_up=3,
+    ),
+    PeriodicJob(
+        name="certification-reverify",
+        cron="0 9 * * *",
+        task="patron.certification.tasks.reverify_certifications",
+        arguments=as_of_slot_time,
+        description="Remind customers before their certification expires; end expired ones",
+        max_catch_up=3,
     ),
 )
 

@@ -75,6 +75,25 @@ def decrypt(token: str, *, context: str = "") -> str:
         raise DecryptionError("value failed authentication") from exc
 
 
+def encrypt_bytes(data: bytes, *, context: str) -> bytes:
+    """Encrypt a file's bytes: ``v1:<key id>:`` then nonce, ciphertext and tag, raw."""
+    key_id, aead = _aead()
+    nonce = os.urandom(12)
+    sealed = aead.encrypt(nonce, data, context.encode("utf-8"))
+    return f"{PREFIX}:{key_id}:".encode("ascii") + nonce + sealed
+
+
+def decrypt_bytes(blob: bytes, *, context: str) -> bytes:
+    head = f"{PREFIX}:{_aead()[0]}:".encode("ascii")
+    if not blob.startswith(head):
+        raise DecryptionError("file was encrypted with an unknown key")
+    raw = blob[len(head) :]
+    try:
+        return _aead()[1].decrypt(raw[:12], raw[12:], context.encode("utf-8"))
+    except Exception as exc:  # cryptography raises InvalidTag
+        raise DecryptionError("file failed authentication") from exc
+
+
 _SPACES = re.compile(r"[\s\-()]+")
 
 

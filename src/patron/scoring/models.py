@@ -158,6 +158,9 @@ class CustomerScore(models.Model):
     cluster_name = models.CharField(max_length=80, blank=True)
     potential_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     word_of_mouth = models.FloatField(null=True, blank=True)
+    certification_rank = models.PositiveSmallIntegerField(
+        default=0, help_text="Rank of the certification level in force at the cut-off (0: none)"
+    )
     grade = models.CharField(max_length=10, choices=Grade.choices, blank=True, db_index=True)
     grade_composite = models.FloatField(null=True, blank=True)
     reasons = models.JSONField(default=dict, blank=True, help_text="Score name -> sentences")

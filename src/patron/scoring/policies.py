@@ -81,6 +81,7 @@ def grading_inputs() -> tuple[str, ...]:
         "rfm_f",
         "rfm_m",
         "word_of_mouth",
+        "certification_rank",
     )
 
 

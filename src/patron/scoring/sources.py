@@ -116,6 +116,21 @@ def _tickets() -> pa.Table:
     return conform("tickets", _fetch(sql, times=times))
 
 
+def _certifications() -> pa.Table:
+    """Every certification ever granted, with its level's rank: the pipeline picks the ones in
+    force at its cut-off (``pipeline.certification_rank``)."""
+    from patron.certification.models import Certification, CertificationLevel
+
+    sql = (
+        "SELECT k.customer_id, l.rank, k.granted_at, k.expires_at, "
+        f"{_time('k.ended_at')} AS ended_at "
+        f"FROM {Certification._meta.db_table} k "
+        f"JOIN {CertificationLevel._meta.db_table} l ON l.id = k.level_id"
+    )
+    table = _fetch(sql, times=("granted_at", "expires_at", "ended_at"))
+    return table.set_column(0, "customer_id", pc.cast(table.column("customer_id"), pa.int64()))
+
+
 def events_glob(lake_dir: Path | None = None) -> str | None:
     """The lake's event files as a glob for ``read_parquet``, or None when there are none."""
     lake = Path(lake_dir if lake_dir is not None else settings.LAKE_DIR)
@@ -138,4 +153,5 @@ def load_sources(*, lake_dir: Path | None = None) -> Sources:
         reviews=_reviews(),
         tickets=_tickets(),
         events=events_glob(lake_dir),
+        extra={"certifications": _certifications()},
     )

@@ -45,6 +45,7 @@ SCORE_COLUMNS = (
     "cluster_name",
     "potential_value",
     "word_of_mouth",
+    "certification_rank",
     "grade",
     "grade_composite",
     "reasons",

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from patron.account.roles import (
     VIEW_AUDIT,
+    VIEW_CERTIFICATION,
     VIEW_CUSTOMERS,
     VIEW_IMPORTS,
     VIEW_INSIGHTS,
@@ -41,6 +42,7 @@ NAV_ENTRIES: list[NavEntry] = [
     NavEntry(_("Imports"), "web:import-list", VIEW_IMPORTS),
     NavEntry(_("Models"), "web:models", VIEW_MODELS),
     NavEntry(_("Risk"), "web:risk-alerts", VIEW_RISK),
+    NavEntry(_("Certification"), "web:certification-queue", VIEW_CERTIFICATION),
     NavEntry(_("Insights"), "web:insights", VIEW_INSIGHTS),
     NavEntry(_("Audit log"), "web:audit-list", VIEW_AUDIT),
     NavEntry(_("Admin"), "admin:index", is_superuser_only=True),

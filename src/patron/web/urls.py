@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from patron.certification.urls import urlpatterns as certification_urls
 from patron.insight.urls import urlpatterns as insight_urls
 from patron.risk import views as risk_views
 from patron.scoring import views as scoring_views
@@ -53,4 +54,5 @@ urlpatterns = [
         name="risk-restriction-lift",
     ),
     *insight_urls,
+    *certification_urls,
 ]

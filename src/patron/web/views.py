@@ -113,6 +113,7 @@ def customer_page(
     """The customer page; ``risk_form`` re-shows a risk form (an appeal, a lift) that failed,
     with the user's input and the error, under ``status``."""
     # Imported here: the risk pages build on ``patron_page`` from this module.
+    from patron.certification.views import customer_certification_section
     from patron.risk.views import customer_risk_section
 
     profile = customer_selectors.customer_profile(user=request.user, customer_id=customer_id)
@@ -122,6 +123,7 @@ def customer_page(
         "score_chart": _score_history_chart(profile.score_history),
         "risk": customer_risk_section(user=request.user, customer_id=customer_id),
         "risk_form": risk_form or {},
+        "certification": customer_certification_section(user=request.user, customer_id=customer_id),
     }
     return render(request, "web/customers/detail.html", context, status=status)
 

@@ -53,13 +53,18 @@ def test_scheduler_once_twice_enqueues_each_due_slot_once(clock: Clock) -> None:
     assert "enqueued regrade-quarterly for 2026-10-01 03:00 CST" in _flat(first.stderr)
     assert second.stderr.strip() == "nothing due"
     assert sorted(ScheduledSlot.objects.values_list("job", flat=True)) == [
+        "certification-reverify",
         "insights-fill",
+        "loyalty-accrue",
+        "loyalty-expire",
+        "loyalty-tiers",
+        "outbox-deliver",
         "regrade-quarterly",
         "risk-detect",
         "score-nightly",
         "value-report-monthly",
     ]
-    assert DBTaskResult.objects.count() == 5
+    assert DBTaskResult.objects.count() == 10
 
 
 def test_jobs_list_shows_each_job_with_its_next_due_time_last_slot_and_task_status(
@@ -81,6 +86,16 @@ def test_jobs_list_shows_each_job_with_its_next_due_time_last_slot_and_task_stat
         ("insights-fill", "2026-11-21T03:30:00+08:00", "2026-11-20T03:30:00+08:00", "READY"),
         ("value-report-monthly", "2026-12-01T04:00:00+08:00", "2026-11-01T04:00:00+08:00", "READY"),
         ("risk-detect", "2026-11-20T10:30:00+08:00", "2026-11-20T09:30:00+08:00", "READY"),
+        ("outbox-deliver", "2026-11-20T10:01:00+08:00", "2026-11-20T10:00:00+08:00", "READY"),
+        ("loyalty-accrue", "2026-11-20T10:15:00+08:00", "2026-11-20T09:15:00+08:00", "READY"),
+        ("loyalty-expire", "2026-11-21T00:10:00+08:00", "2026-11-20T00:10:00+08:00", "READY"),
+        ("loyalty-tiers", "2026-11-21T03:45:00+08:00", "2026-11-20T03:45:00+08:00", "READY"),
+        (
+            "certification-reverify",
+            "2026-11-21T09:00:00+08:00",
+            "2026-11-20T09:00:00+08:00",
+            "READY",
+        ),
     ]
     assert listed[0]["last_task_result_id"] == str(
         DBTaskResult.objects.get(task_path__endswith="score_nightly").id
@@ -154,7 +169,8 @@ def test_jobs_run_refuses_an_unknown_job() -> None:
     assert result.exit_code == 2
     assert _flat(result.stderr) == (
         "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly, "
-        "insights-fill, value-report-monthly, risk-detect"
+        "insights-fill, value-report-monthly, risk-detect, outbox-deliver, loyalty-accrue, "
+        "loyalty-expire, loyalty-tiers, certification-reverify"
     )
     assert DBTaskResult.objects.count() == 0
 

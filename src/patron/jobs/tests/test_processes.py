@@ -17,6 +17,7 @@ from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from patron.jobs.models import ScheduledSlot
+from patron.jobs.schedule import SCHEDULE
 from patron.jobs.tests.sample_tasks import write_file
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -67,16 +68,17 @@ def test_two_schedulers_started_together_enqueue_each_slot_once() -> None:
     results = [process.communicate(timeout=120) for process in (first, second)]
     # then
     assert (first.returncode, second.returncode) == (0, 0), results
-    assert sorted(ScheduledSlot.objects.values_list("job", flat=True)) == [
-        "insights-fill",
-        "regrade-quarterly",
-        "risk-detect",
-        "score-nightly",
-        "value-report-monthly",
-    ]
+    assert sorted(ScheduledSlot.objects.values_list("job", flat=True)) == sorted(
+        job.name for job in SCHEDULE
+    )
     assert sorted(DBTaskResult.objects.values_list("task_path", flat=True)) == [
+        "patron.certification.tasks.reverify_certifications",
         "patron.insight.report_tasks.generate_monthly_report",
         "patron.insight.tasks.fill_metrics",
+        "patron.loyalty.tasks.accrue_points",
+        "patron.loyalty.tasks.evaluate_tiers",
+        "patron.loyalty.tasks.expire_points",
+        "patron.outbox.tasks.deliver_outbox",
         "patron.risk.tasks.detect_risk",
         "patron.scoring.tasks.regrade_quarterly",
         "patron.scoring.tasks.score_nightly",
@@ -90,9 +92,9 @@ def test_the_scheduler_stops_cleanly_on_sigterm() -> None:
     # given: a scheduler that has made its first pass
     scheduler = _patron("scheduler")
     deadline = time.monotonic() + 60
-    while ScheduledSlot.objects.count() < 5 and time.monotonic() < deadline:
+    while ScheduledSlot.objects.count() < len(SCHEDULE) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert ScheduledSlot.objects.count() == 5
+    assert ScheduledSlot.objects.count() == len(SCHEDULE)
     # when
     scheduler.send_signal(signal.SIGTERM)
     _out, err = scheduler.communicate(timeout=10)

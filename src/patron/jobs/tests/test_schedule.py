@@ -25,6 +25,14 @@ def test_the_registry_lists_the_scoring_insight_and_risk_jobs() -> None:
             "patron.insight.report_tasks.generate_monthly_report",
         ),
         "risk-detect": ("30 * * * *", "patron.risk.tasks.detect_risk"),
+        "outbox-deliver": ("* * * * *", "patron.outbox.tasks.deliver_outbox"),
+        "loyalty-accrue": ("15 * * * *", "patron.loyalty.tasks.accrue_points"),
+        "loyalty-expire": ("10 0 * * *", "patron.loyalty.tasks.expire_points"),
+        "loyalty-tiers": ("45 3 * * *", "patron.loyalty.tasks.evaluate_tiers"),
+        "certification-reverify": (
+            "0 9 * * *",
+            "patron.certification.tasks.reverify_certifications",
+        ),
     }
 
 
@@ -46,6 +54,11 @@ def test_the_daily_jobs_pass_the_slot_date_in_the_merchants_zone() -> None:
     assert arguments == [
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20"},
+        {"as_of": "2026-11-20"},
+        {"as_of": "2026-11-20"},
+        {"as_of": "2026-11-20T02:00:00+08:00"},
+        {},  # the outbox sends whatever is due
+        {"as_of": "2026-11-20T02:00:00+08:00"},
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20T02:00:00+08:00"},
@@ -92,5 +105,6 @@ def test_an_unknown_job_name_is_not_found_and_the_known_ones_are_named() -> None
     # then
     assert missing.value.message == (
         "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly, "
-        "insights-fill, value-report-monthly, risk-detect"
+        "insights-fill, value-report-monthly, risk-detect, outbox-deliver, loyalty-accrue, "
+        "loyalty-expire, loyalty-tiers, certification-reverify"
     )

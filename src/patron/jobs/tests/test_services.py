@@ -62,10 +62,23 @@ def test_the_first_pass_enqueues_only_the_latest_slot_of_each_job(clock: Clock) 
         ("insights-fill", utc("2026-11-19 19:30")),
         ("value-report-monthly", utc("2026-10-31 20:00")),
         ("risk-detect", utc("2026-11-20 01:30")),
+        ("outbox-deliver", utc("2026-11-20 02:00")),
+        ("loyalty-accrue", utc("2026-11-20 01:15")),
+        ("loyalty-expire", utc("2026-11-19 16:10")),
+        ("loyalty-tiers", utc("2026-11-19 19:45")),
+        ("certification-reverify", utc("2026-11-20 01:00")),
     ]
     assert _queued() == [
+        (
+            "patron.certification.tasks.reverify_certifications",
+            {"as_of": "2026-11-20T09:00:00+08:00"},
+        ),
         ("patron.insight.report_tasks.generate_monthly_report", {"as_of": "2026-11-01"}),
         ("patron.insight.tasks.fill_metrics", {"as_of": "2026-11-20"}),
+        ("patron.loyalty.tasks.accrue_points", {"as_of": "2026-11-20T09:15:00+08:00"}),
+        ("patron.loyalty.tasks.evaluate_tiers", {"as_of": "2026-11-20"}),
+        ("patron.loyalty.tasks.expire_points", {"as_of": "2026-11-20"}),
+        ("patron.outbox.tasks.deliver_outbox", {}),
         ("patron.risk.tasks.detect_risk", {"as_of": "2026-11-20T09:30:00+08:00"}),
         ("patron.scoring.tasks.regrade_quarterly", {"as_of": "2026-10-01"}),
         ("patron.scoring.tasks.score_nightly", {"as_of": "2026-11-20"}),
@@ -77,7 +90,7 @@ def test_the_first_pass_enqueues_only_the_latest_slot_of_each_job(clock: Clock) 
         {"as_of": "2026-11-20"},
         "host-a:1",
     )
-    assert result.next_due == utc("2026-11-20 02:30")  # risk-detect, hourly at half past
+    assert result.next_due == utc("2026-11-20 02:01")  # outbox-deliver, every minute
 
 
 def test_a_second_pass_enqueues_nothing_more(clock: Clock) -> None:

@@ -26,6 +26,7 @@ TIMELINE_KINDS = {
     "review": _("Review"),
     "ticket": _("Ticket opened"),
     "audit": _("Record changed"),
+    "message": _("Message sent"),
 }
 EVENT_TYPES = {
     "browse": _("Browsed"),

@@ -142,13 +142,28 @@ def test_static_assets_are_vendored(db: None) -> None:
     [
         (
             Role.ADMINISTRATOR,
-            ["Customers", "Imports", "Models", "Risk", "Insights", "Audit log", "Admin"],
+            [
+                "Customers",
+                "Imports",
+                "Models",
+                "Risk",
+                "Certification",
+                "Insights",
+                "Audit log",
+                "Admin",
+            ],
         ),
-        (Role.OPERATIONS_MANAGER, ["Customers", "Imports", "Models", "Risk", "Insights"]),
-        (Role.SERVICE_AGENT, ["Customers"]),
-        (Role.RISK_ANALYST, ["Customers", "Imports", "Models", "Risk"]),
+        (
+            Role.OPERATIONS_MANAGER,
+            ["Customers", "Imports", "Models", "Risk", "Certification", "Insights"],
+        ),
+        (Role.SERVICE_AGENT, ["Customers", "Certification"]),
+        (Role.RISK_ANALYST, ["Customers", "Imports", "Models", "Risk", "Certification"]),
         (Role.MARKETER, ["Customers", "Models", "Insights"]),
-        (Role.AUDITOR, ["Customers", "Imports", "Models", "Risk", "Insights", "Audit log"]),
+        (
+            Role.AUDITOR,
+            ["Customers", "Imports", "Models", "Risk", "Certification", "Insights", "Audit log"],
+        ),
         (Role.ANALYST, ["Customers", "Imports", "Models", "Insights"]),
     ],
 )
@@ -176,7 +191,7 @@ def test_navigation_is_empty_for_anonymous_users(rf: object) -> None:
 
     # when / then
     assert nav_items(request) == []
-    assert len(NAV_ENTRIES) == 7
+    assert len(NAV_ENTRIES) == 8
 
 
 # --- customer list ------------------------------------------------------------------------------

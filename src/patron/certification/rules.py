@@ -1,0 +1,710 @@
+"""Pure rules of certification: the state machines, the automatic pre-checks and the level
+criteria. Nothing here touches the database; ``patron.certification.services`` gathers the
+facts and applies these rules inside transactions, so the API, the pages and the CLI agree.
+
+Pre-checks come in two strengths. A **hard** check is about the application itself (a wrong
+check digit, a birth date that does not match the ID, a missing document): it sends the
+application straight back to the applicant with the precise fault, before a reviewer spends
+time on it. A **soft** check is about the customer (credit, history, duplicates, restrictions):
+it is shown to the reviewer, and a level whose criteria are unmet cannot be granted.
+
+Identity numbers are validated with python-stdnum (``cn.ric``, ``cn.uscc``) and phones with
+phonenumbers — never hand-written checksums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import phonenumbers
+from stdnum import exceptions as stdnum_errors
+from stdnum.cn import ric, uscc
+
+from patron.intelligence.explain import N_
+from patron.statemachine import SeparationOfDuties, next_state
+
+# ---------------------------------------------------------------------- state machines
+
+#: Application status -> {action: next status}. ``return`` is the automatic return to the
+#: applicant when a hard pre-check fails; ``request_info`` is a reviewer's (a round trip).
+APPLICATION_TRANSITIONS: dict[str, dict[str, str]] = {
+    "draft": {"submit": "pending", "return": "needs_info", "withdraw": "withdrawn"},
+    "pending": {
+        "start_review": "in_review",
+        "approve": "approved",
+        "reject": "rejected",
+        "request_info": "needs_info",
+        "withdraw": "withdrawn",
+    },
+    "in_review": {
+        "approve": "approved",
+        "reject": "rejected",
+        "request_info": "needs_info",
+        "release": "pending",
+        "withdraw": "withdrawn",
+    },
+    "needs_info": {"submit": "pending", "return": "needs_info", "withdraw": "withdrawn"},
+    "approved": {},
+    "rejected": {},
+    "withdrawn": {},
+}
+
+#: Certification status -> {action: next status}.
+CERTIFICATION_TRANSITIONS: dict[str, dict[str, str]] = {
+    "active": {"expire": "expired", "revoke": "revoked", "supersede": "superseded"},
+    "expired": {},
+    "revoked": {},
+    "superseded": {},
+}
+
+#: Change request status -> {action: next status}.
+CHANGE_TRANSITIONS: dict[str, dict[str, str]] = {
+    "pending": {"approve": "approved", "reject": "rejected", "withdraw": "withdrawn"},
+    "approved": {},
+    "rejected": {},
+    "withdrawn": {},
+}
+
+LIVE_APPLICATION = frozenset({"draft", "pending", "in_review", "needs_info"})
+EDITABLE_APPLICATION = frozenset({"draft", "needs_info"})
+AWAITING_REVIEW = frozenset({"pending", "in_review"})
+
+
+def application_next(state: str, action: str) -> str:
+    return next_state(APPLICATION_TRANSITIONS, "the application", state, action)
+
+
+def certification_next(state: str, action: str) -> str:
+    return next_state(CERTIFICATION_TRANSITIONS, "the certification", state, action)
+
+
+def change_next(state: str, action: str) -> str:
+    return next_state(CHANGE_TRANSITIONS, "the change request", state, action)
+
+
+def check_decider(user_id: int, *, filed_by: int | None, what: str) -> None:
+    """Four eyes: whoever filed an application or a change request does not decide it."""
+    if filed_by is not None and user_id == filed_by:
+        raise SeparationOfDuties(f"you filed this {what}: another reviewer must decide it")
+
+
+#: The levels Patron ships with: editable data (R-H2), seeded once.
+DEFAULT_LEVELS: tuple[dict[str, Any], ...] = (
+    {
+        "code": "identity",
+        "name": "实名认证",
+        "name_en": "Identity verified",
+        "applicant_kind": "individual",
+        "rank": 1,
+        "required_documents": ["id_front", "id_back"],
+        "validity_days": 730,
+        "remind_days": 30,
+        "requires_no_restrictions": False,
+    },
+    {
+        "code": "trusted",
+        "name": "信用认证",
+        "name_en": "Verified, good credit and history",
+        "applicant_kind": "individual",
+        "rank": 2,
+        "min_credit_score": 650,
+        "min_paid_orders": 3,
+        "min_tenure_days": 180,
+        "required_documents": ["id_front", "id_back"],
+        "validity_days": 365,
+        "remind_days": 30,
+        "requires_no_restrictions": True,
+    },
+    {
+        "code": "business",
+        "name": "企业认证",
+        "name_en": "Verified business",
+        "applicant_kind": "business",
+        "rank": 3,
+        "required_documents": ["business_licence", "legal_rep_id"],
+        "validity_days": 365,
+        "remind_days": 45,
+        "requires_no_restrictions": True,
+    },
+)
+
+
+# ---------------------------------------------------------------------- what is checked
+
+#: Fields a certified profile holds, per applicant kind; changing one needs a change request.
+PROFILE_FIELDS: dict[str, tuple[str, ...]] = {
+    "individual": ("real_name", "id_number", "phone"),
+    "business": (
+        "company_name",
+        "credit_code",
+        "legal_rep_name",
+        "legal_rep_id_number",
+        "phone",
+    ),
+}
+REQUIRED_FIELDS = PROFILE_FIELDS
+FIELD_LABELS: dict[str, dict[str, str]] = {
+    "real_name": {"en": "real name", "zh-hans": "真实姓名"},
+    "id_number": {"en": "resident ID number", "zh-hans": "居民身份证号码"},
+    "phone": {"en": "phone", "zh-hans": "手机号码"},
+    "company_name": {"en": "company name", "zh-hans": "企业名称"},
+    "credit_code": {"en": "unified social credit code", "zh-hans": "统一社会信用代码"},
+    "legal_rep_name": {"en": "legal representative's name", "zh-hans": "法定代表人姓名"},
+    "legal_rep_id_number": {
+        "en": "legal representative's ID number",
+        "zh-hans": "法定代表人身份证号码",
+    },
+    "qualifications": {"en": "qualifications", "zh-hans": "资质许可"},
+}
+DOCUMENT_LABELS: dict[str, dict[str, str]] = {
+    "id_front": {"en": "ID card (photo side)", "zh-hans": "身份证人像面"},
+    "id_back": {"en": "ID card (emblem side)", "zh-hans": "身份证国徽面"},
+    "business_licence": {"en": "business licence", "zh-hans": "营业执照"},
+    "legal_rep_id": {"en": "legal representative's ID", "zh-hans": "法定代表人身份证"},
+    "qualification": {"en": "qualification or permit", "zh-hans": "资质许可证"},
+    "other": {"en": "other document", "zh-hans": "其他文件"},
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One pre-check: ``reason`` is a stored reason (``{"template", "params"}``, see
+    ``patron.intelligence.explain``) so the applicant reads it in their language."""
+
+    code: str
+    passed: bool
+    hard: bool
+    reason: dict[str, Any]
+    field: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "passed": self.passed,
+            "hard": self.hard,
+            "field": self.field,
+            "reason": self.reason,
+        }
+
+
+def _reason(template: str, **params: Any) -> dict[str, Any]:
+    return {"template": template, "params": params}
+
+
+def _field(name: str) -> dict[str, str]:
+    return FIELD_LABELS.get(name, {"en": name, "zh-hans": name})
+
+
+@dataclass(frozen=True)
+class ApplicationInput:
+    """What the applicant states (plain values, decrypted)."""
+
+    kind: str
+    real_name: str = ""
+    id_number: str = ""
+    phone: str = ""
+    birth_date: date | None = None
+    id_region: str = ""
+    company_name: str = ""
+    credit_code: str = ""
+    legal_rep_name: str = ""
+    legal_rep_id_number: str = ""
+    qualifications: Sequence[Mapping[str, Any]] = ()
+    documents: frozenset[str] = frozenset()
+
+
+def _id_number_check(value: str, *, field_name: str) -> Check:
+    """A resident ID number (GB 11643-1999) through ``stdnum.cn.ric``, with the exact fault."""
+    label = _field(field_name)
+    try:
+        ric.validate(value)
+    except stdnum_errors.InvalidLength:
+        return Check(
+            "id_number_format",
+            False,
+            True,
+            _reason(
+                N_("The {field} must have 18 characters; it has {length}."),
+                field=label,
+                length=len(ric.compact(value)),
+            ),
+            field_name,
+        )
+    except stdnum_errors.InvalidChecksum:
+        compact = ric.compact(value)
+        return Check(
+            "id_number_checksum",
+            False,
+            True,
+            _reason(
+                N_("The {field} is mistyped: its last character should be {expected}, not {got}."),
+                field=label,
+                expected=ric.calc_check_digit(compact),
+                got=compact[-1:],
+            ),
+            field_name,
+        )
+    except stdnum_errors.InvalidComponent:
+        return Check(
+            "id_number_birth_date",
+            False,
+            True,
+            _reason(
+                N_("The {field} is not valid: characters 7 to 14 ({digits}) are not a real date."),
+                field=label,
+                digits=ric.compact(value)[6:14],
+            ),
+            field_name,
+        )
+    except stdnum_errors.ValidationError:
+        return Check(
+            "id_number_format",
+            False,
+            True,
+            _reason(
+                N_("The {field} may hold only digits, with X allowed as the last character."),
+                field=label,
+            ),
+            field_name,
+        )
+    return Check(
+        "id_number_valid",
+        True,
+        True,
+        _reason(N_("The {field} is well formed and its check digit is right."), field=label),
+        field_name,
+    )
+
+
+def _credit_code_check(value: str) -> Check:
+    label = _field("credit_code")
+    try:
+        uscc.validate(value)
+    except stdnum_errors.InvalidLength:
+        return Check(
+            "credit_code_format",
+            False,
+            True,
+            _reason(
+                N_("The {field} must have 18 characters; it has {length}."),
+                field=label,
+                length=len(uscc.compact(value)),
+            ),
+            "credit_code",
+        )
+    except stdnum_errors.InvalidChecksum:
+        compact = uscc.compact(value)
+        return Check(
+            "credit_code_checksum",
+            False,
+            True,
+            _reason(
+                N_("The {field} is mistyped: its last character should be {expected}, not {got}."),
+                field=label,
+                expected=uscc.calc_check_digit(compact),
+                got=compact[-1:],
+            ),
+            "credit_code",
+        )
+    except stdnum_errors.ValidationError:
+        return Check(
+            "credit_code_format",
+            False,
+            True,
+            _reason(
+                N_(
+                    "The {field} may hold only digits and capital letters other than "
+                    "I, O, S, V and Z, and starts with its registration authority and type."
+                ),
+                field=label,
+            ),
+            "credit_code",
+        )
+    return Check(
+        "credit_code_valid",
+        True,
+        True,
+        _reason(N_("The {field} is well formed and its check character is right."), field=label),
+        "credit_code",
+    )
+
+
+def phone_is_valid(value: str) -> bool:
+    try:
+        parsed = phonenumbers.parse(value, "CN")
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(parsed)
+
+
+def _phone_check(value: str) -> Check:
+    label = _field("phone")
+    if phone_is_valid(value):
+        return Check(
+            "phone_valid", True, True, _reason(N_("The {field} is valid."), field=label), "phone"
+        )
+    return Check(
+        "phone_invalid",
+        False,
+        True,
+        _reason(
+            N_("The {field} {value} is not a valid number (for example 138 0013 8000)."),
+            field=label,
+            value=value,
+        ),
+        "phone",
+    )
+
+
+def _id_birth_checks(value: str, entered: date | None, region: str) -> list[Check]:
+    """The birth date and the region encoded in a valid ID against what was entered."""
+    checks: list[Check] = []
+    encoded = ric.get_birth_date(value)
+    if entered is not None:
+        ok = encoded == entered
+        checks.append(
+            Check(
+                "birth_date_matches_id" if ok else "birth_date_differs_from_id",
+                ok,
+                True,
+                _reason(
+                    N_("The birth date entered ({entered}) matches the ID number.")
+                    if ok
+                    else N_(
+                        "The birth date entered ({entered}) differs from the one in the ID "
+                        "number ({encoded}): one of them is wrong."
+                    ),
+                    entered=entered.isoformat(),
+                    encoded=encoded.isoformat(),
+                ),
+                "birth_date",
+            )
+        )
+    if region:
+        place = ric.get_birth_place(value) or {}
+        province = str(place.get("province", ""))
+        if not province:
+            checks.append(
+                Check(
+                    "region_unknown",
+                    True,
+                    False,
+                    _reason(
+                        N_("The ID number's region code {code} is not in the current list."),
+                        code=ric.compact(value)[:6],
+                    ),
+                    "id_region",
+                )
+            )
+        else:
+            ok = _same_province(province, region)
+            checks.append(
+                Check(
+                    "region_matches_id" if ok else "region_differs_from_id",
+                    ok,
+                    True,
+                    _reason(
+                        N_("The region entered ({entered}) matches the ID number ({encoded}).")
+                        if ok
+                        else N_(
+                            "The region entered ({entered}) differs from the region of household "
+                            "registration in the ID number ({encoded})."
+                        ),
+                        entered=region,
+                        encoded=province,
+                    ),
+                    "id_region",
+                )
+            )
+    return checks
+
+
+_PROVINCE_SUFFIXES = ("省", "市", "自治区", "壮族自治区", "回族自治区", "维吾尔自治区")
+
+
+def _same_province(a: str, b: str) -> bool:
+    def core(name: str) -> str:
+        name = name.strip()
+        for suffix in sorted(_PROVINCE_SUFFIXES, key=len, reverse=True):
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return name[: -len(suffix)]
+        return name
+
+    return core(a) == core(b)
+
+
+def field_checks(values: Mapping[str, str]) -> list[Check]:
+    """The hard checks of single fields (a change request's new values)."""
+    checks: list[Check] = []
+    for name, value in values.items():
+        if not str(value).strip():
+            checks.append(
+                Check(
+                    "field_missing",
+                    False,
+                    True,
+                    _reason(N_("The {field} is missing."), field=_field(name)),
+                    name,
+                )
+            )
+        elif name in {"id_number", "legal_rep_id_number"}:
+            checks.append(_id_number_check(str(value), field_name=name))
+        elif name == "credit_code":
+            checks.append(_credit_code_check(str(value)))
+        elif name == "phone":
+            checks.append(_phone_check(str(value)))
+    return checks
+
+
+def application_checks(
+    data: ApplicationInput, *, required_documents: Iterable[str], today: date
+) -> list[Check]:
+    """The hard pre-checks of an application: complete, well formed, consistent."""
+    checks: list[Check] = []
+    missing = [name for name in REQUIRED_FIELDS[data.kind] if not str(getattr(data, name)).strip()]
+    for name in missing:
+        checks.append(
+            Check(
+                "field_missing",
+                False,
+                True,
+                _reason(N_("The {field} is missing."), field=_field(name)),
+                name,
+            )
+        )
+    for kind in required_documents:
+        if kind not in data.documents:
+            checks.append(
+                Check(
+                    "document_missing",
+                    False,
+                    True,
+                    _reason(
+                        N_("Upload the {document}: this level requires it."),
+                        document=DOCUMENT_LABELS.get(kind, {"en": kind}),
+                    ),
+                    kind,
+                )
+            )
+    if data.kind == "individual" and "id_number" not in missing:
+        check = _id_number_check(data.id_number, field_name="id_number")
+        checks.append(check)
+        if check.passed:
+            checks.extend(_id_birth_checks(data.id_number, data.birth_date, data.id_region))
+    if data.kind == "business":
+        if "credit_code" not in missing:
+            checks.append(_credit_code_check(data.credit_code))
+        if "legal_rep_id_number" not in missing:
+            checks.append(
+                _id_number_check(data.legal_rep_id_number, field_name="legal_rep_id_number")
+            )
+        checks.extend(_qualification_checks(data.qualifications, today=today))
+    if "phone" not in missing:
+        checks.append(_phone_check(data.phone))
+    return checks
+
+
+def _qualification_checks(items: Sequence[Mapping[str, Any]], *, today: date) -> list[Check]:
+    checks: list[Check] = []
+    for number, item in enumerate(items, start=1):
+        name = str(item.get("name", "")).strip()
+        if not name or not str(item.get("number", "")).strip():
+            checks.append(
+                Check(
+                    "qualification_incomplete",
+                    False,
+                    True,
+                    _reason(N_("Qualification {n} needs both its name and its number."), n=number),
+                    "qualifications",
+                )
+            )
+            continue
+        until = item.get("valid_until")
+        if until:
+            until_date = until if isinstance(until, date) else date.fromisoformat(str(until))
+            if until_date < today:
+                checks.append(
+                    Check(
+                        "qualification_expired",
+                        False,
+                        True,
+                        _reason(
+                            N_("The {name} expired on {date}: upload the renewed one."),
+                            name=name,
+                            date=until_date.isoformat(),
+                        ),
+                        "qualifications",
+                    )
+                )
+    return checks
+
+
+# ---------------------------------------------------------------------- the customer
+
+
+@dataclass(frozen=True)
+class LevelCriteria:
+    """A level's criteria (``CertificationLevel`` as plain data)."""
+
+    code: str
+    applicant_kind: str
+    min_credit_score: int | None = None
+    min_paid_orders: int = 0
+    min_spend_12m: Decimal = Decimal(0)
+    min_tenure_days: int = 0
+    requires_no_restrictions: bool = True
+    required_documents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What Patron knows about the customer when the application is checked or decided."""
+
+    credit_score: int | None = None
+    paid_orders: int = 0
+    spend_12m: Decimal = Decimal(0)
+    tenure_days: int = 0
+    restrictions: tuple[str, ...] = ()  # kinds of restrictions in force
+    is_blacklisted: bool = False
+    duplicates: tuple[int, ...] = field(default=())  # other customers with the same number
+
+
+def criteria_checks(level: LevelCriteria, facts: CustomerFacts) -> list[Check]:
+    """The soft checks of a level's criteria; every one must pass for the level to be granted."""
+    checks: list[Check] = []
+    if level.min_credit_score is not None:
+        score = facts.credit_score
+        ok = score is not None and score >= level.min_credit_score
+        checks.append(
+            Check(
+                "credit_score",
+                ok,
+                False,
+                _reason(
+                    N_("Credit score {score} (this level needs at least {minimum}).")
+                    if score is not None
+                    else N_("No credit score yet (this level needs at least {minimum})."),
+                    score=score,
+                    minimum=level.min_credit_score,
+                ),
+            )
+        )
+    if level.min_paid_orders:
+        checks.append(
+            Check(
+                "paid_orders",
+                facts.paid_orders >= level.min_paid_orders,
+                False,
+                _reason(
+                    N_("{count} paid orders (this level needs at least {minimum})."),
+                    count=facts.paid_orders,
+                    minimum=level.min_paid_orders,
+                ),
+            )
+        )
+    if level.min_spend_12m:
+        checks.append(
+            Check(
+                "spend_12m",
+                facts.spend_12m >= level.min_spend_12m,
+                False,
+                _reason(
+                    N_("Spent ¥{spend} in the last 12 months (this level needs ¥{minimum})."),
+                    spend=f"{facts.spend_12m:,.2f}",
+                    minimum=f"{level.min_spend_12m:,.2f}",
+                ),
+            )
+        )
+    if level.min_tenure_days:
+        checks.append(
+            Check(
+                "tenure",
+                facts.tenure_days >= level.min_tenure_days,
+                False,
+                _reason(
+                    N_("A customer for {days} days (this level needs {minimum})."),
+                    days=facts.tenure_days,
+                    minimum=level.min_tenure_days,
+                ),
+            )
+        )
+    if level.requires_no_restrictions:
+        clean = not facts.restrictions and not facts.is_blacklisted
+        what = list(facts.restrictions) + (["blacklist"] if facts.is_blacklisted else [])
+        checks.append(
+            Check(
+                "no_restrictions",
+                clean,
+                False,
+                _reason(N_("No risk restriction in force."))
+                if clean
+                else _reason(
+                    N_("Risk restrictions in force: {kinds}."), kinds=", ".join(sorted(what))
+                ),
+            )
+        )
+    return checks
+
+
+def duplicate_check(facts: CustomerFacts) -> Check:
+    """Another customer with the same ID number or credit code: shown, never decided here."""
+    if not facts.duplicates:
+        return Check(
+            "no_duplicate",
+            True,
+            False,
+            _reason(N_("No other customer has this ID number or credit code.")),
+        )
+    return Check(
+        "duplicate",
+        False,
+        False,
+        _reason(
+            N_("Other customers have the same number: {ids}. Check before approving."),
+            ids=", ".join(f"#{pk}" for pk in facts.duplicates),
+        ),
+    )
+
+
+def hard_failures(checks: Iterable[Mapping[str, Any] | Check]) -> list[dict[str, Any]]:
+    """The failed hard checks, as stored JSON."""
+    out = []
+    for check in checks:
+        data = check.to_json() if isinstance(check, Check) else dict(check)
+        if data["hard"] and not data["passed"]:
+            out.append(data)
+    return out
+
+
+def unmet_criteria(level: LevelCriteria, facts: CustomerFacts) -> list[dict[str, Any]]:
+    return [c.to_json() for c in criteria_checks(level, facts) if not c.passed]
+
+
+def expiry_stage(*, expires_at: Any, now: Any, remind_days: int, reminded: bool) -> str:
+    """What the re-verification job does with an active certification: ``expire``,
+    ``remind`` (once, ``remind_days`` ahead) or ``none``."""
+    if expires_at <= now:
+        return "expire"
+    if not reminded and (expires_at - now).total_seconds() <= remind_days * 86400:
+        return "remind"
+    return "none"
+
+
+def changed_fields(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, kind: str
+) -> dict[str, dict[str, Any]]:
+    """The profile fields a change request changes, with old and new values; fields outside
+    the kind's profile are refused by the caller, unchanged ones are dropped."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in new.items():
+        if name not in PROFILE_FIELDS[kind]:
+            raise KeyError(name)
+        before = str(old.get(name, "") or "")
+        after = str(value or "").strip()
+        if after != before:
+            out[name] = {"old": before, "new": after}
+    return out

@@ -1,0 +1,19 @@
+"""Re-verification as a daily job (``patron.jobs.schedule``): remind customers whose
+certification expires soon, and end the ones that expired. Safe to run twice: a reminder is
+sent once per certification and an expired one is no longer active."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.tasks import task
+
+from patron.risk.tasks import parse_as_of
+
+
+@task()
+def reverify_certifications(as_of: str = "") -> dict[str, Any]:
+    from patron.certification.services import certifications_reverify
+
+    result = certifications_reverify(now=parse_as_of(as_of) if as_of else None)
+    return {"reminded": result.reminded, "expired": result.expired}

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class OutboxConfig(AppConfig):
+    name = "patron.outbox"
+    label = "outbox"
+    verbose_name = "Outbox (messages to customers)"
