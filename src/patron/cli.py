@@ -381,6 +381,9 @@ def demo(
         f"insights: {sum(filled.months.values()):,} metric-months filled in {filled.seconds:.1f} s"
     )
     _demo_loyalty_and_certification(manifest.as_of, seed=seed)
+    from patron.insight.correlations import correlations_run
+
+    correlations_run(as_of=manifest.as_of.date())
     password = secrets.token_urlsafe(9)
     admin = User.objects.filter(username="admin").first()
     if admin is None:
@@ -1001,6 +1004,37 @@ def insights_targets(
             v.name, f"{v.baseline:.4g}", f"{v.goal:.4g}", latest, str(v.deadline), v.status
         )
     Console().print(table)
+
+
+@insights_app.command("correlations")
+def insights_correlations(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="Analysis date (default: today)"),
+    ] = None,
+    horizon_days: Annotated[
+        int,
+        typer.Option("--horizon-days", min=30, max=730, help="Outcome window after the cut-off"),
+    ] = 180,
+) -> None:
+    """Which factors move with repurchase and satisfaction (rank correlations with 95 %
+    intervals, a simple model's weights); the page /insights/correlations/ shows the result."""
+    _django()
+    from patron.insight.correlations import correlations_run
+
+    _migrate()
+    data = correlations_run(as_of=as_of.date() if as_of else None, horizon_days=horizon_days)
+    for study in data["studies"]:
+        console.print(
+            f"[bold]{study['outcome']}[/]: {study['positive']:,} of {study['customers']:,} customers"
+            + (f", model AUC {study['model_auc']:.2f}" if study["model_auc"] else "")
+        )
+        for factor in study["factors"][:8]:
+            console.print(
+                f"  {factor['feature']:<24} ρ {factor['rho']:+.2f}  "
+                f"[{factor['low']:+.2f}, {factor['high']:+.2f}]  n={factor['customers']:,}"
+            )
+    print(json.dumps({s["outcome"]: len(s["factors"]) for s in data["studies"]}))
 
 
 @certification_app.command("reverify")

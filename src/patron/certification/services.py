@@ -1104,6 +1104,70 @@ def change_request_file(
     return request
 
 
+#: Facts of a certified profile that the customer's file mirrors (``_apply_to_customer``).
+_MIRRORED_BY_HASH = ("id_number", "phone")
+
+
+def _file_drift(certification: Certification) -> dict[str, dict[str, Any]]:
+    """Where the customer's file no longer says what was certified."""
+    profile = certification_profile(certification)
+    customer = certification.customer
+    drift: dict[str, dict[str, Any]] = {}
+    for name in _MIRRORED_BY_HASH:
+        certified = str(profile.get(name) or "")
+        on_file = getattr(customer, f"{name}_hash")
+        if certified and on_file and on_file != crypto.lookup_hash(certified, kind=name):
+            drift[name] = {"old": certified, "new": str(getattr(customer, name) or "")}
+    certified_name = str(profile.get("company_name") or "")
+    if (
+        profile.get("kind") == "business"
+        and certified_name
+        and customer.company_name
+        and customer.company_name != certified_name
+    ):
+        drift["company_name"] = {"old": certified_name, "new": customer.company_name}
+    return drift
+
+
+@transaction.atomic
+def certified_changes_detect() -> int:
+    """An import that changes a certified customer's ID number, phone or company name does not
+    change what was certified: each such change becomes a change request from the import, for
+    a reviewer to accept (the certified profile takes the new value) or reject (the file gets
+    the certified value back). Runs after each import of customers; safe to run twice (a
+    customer with a change request waiting is left alone). Returns how many were filed."""
+    filed = 0
+    live = (
+        Certification.objects.select_for_update()
+        .select_related("customer")
+        .filter(status=Certification.Status.ACTIVE)
+        .exclude(change_requests__status=ChangeRequest.Status.PENDING)
+    )
+    for certification in live:
+        drift = _file_drift(certification)
+        if not drift:
+            continue
+        request = ChangeRequest.objects.create(
+            certification=certification,
+            customer_id=certification.customer_id,
+            fields=sorted(drift),
+            changes=json.dumps(drift, ensure_ascii=False),
+            reason="an import changed these certified facts on the customer's file",
+            source="import",
+            prechecks=_change_checks(drift),
+            requested_at=timezone.now(),
+        )
+        _audit(
+            None,
+            entity="change_request",
+            pk=request.pk,
+            customer_id=certification.customer_id,
+            summary=f"an import changed certified {', '.join(sorted(drift))}: waits for review",
+        )
+        filed += 1
+    return filed
+
+
 def change_request_values(request: ChangeRequest) -> dict[str, dict[str, Any]]:
     return dict(json.loads(request.changes or "{}"))
 
@@ -1124,6 +1188,13 @@ def _change_decision(user: Any, request_id: int, action: str, reason: str) -> Ch
 def change_request_approve(*, user: Any, request_id: int, reason: str) -> ChangeRequest:
     """Apply the change to the certified profile and the customer's file, keeping both values."""
     request = _change_decision(user, request_id, "approve", reason)
+    failures = rules.hard_failures(request.prechecks or [])
+    if failures:
+        raise Conflict(
+            f"change request {request_id}: the new values fail the pre-checks: "
+            + "; ".join(_english(f["reason"]) for f in failures)
+            + " — reject it instead"
+        )
     certification = locked(Certification, request.certification_id, "certification")
     if certification.status != Certification.Status.ACTIVE:
         raise Conflict(
@@ -1145,6 +1216,9 @@ def change_request_approve(*, user: Any, request_id: int, reason: str) -> Change
 def change_request_reject(*, user: Any, request_id: int, reason: str) -> ChangeRequest:
     request = _change_decision(user, request_id, "reject", reason)
     request.save()
+    if request.source == "import":  # the file gets back what was certified
+        certification = locked(Certification, request.certification_id, "certification")
+        _apply_to_customer(certification.customer, certification_profile(certification))
     _decided(request, user=user, outcome="rejected")
     return request
 

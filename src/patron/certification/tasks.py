@@ -17,3 +17,18 @@ def reverify_certifications(as_of: str = "") -> dict[str, Any]:
 
     result = certifications_reverify(now=parse_as_of(as_of) if as_of else None)
     return {"reminded": result.reminded, "expired": result.expired}
+
+
+@task()
+def detect_certified_changes() -> dict[str, Any]:
+    """After an import of customers: its changes to certified facts become change requests."""
+    from patron.certification.services import certified_changes_detect
+
+    return {"change_requests": certified_changes_detect()}
+
+
+def enqueue_after_import(kinds: set[str]) -> bool:
+    if "customers" not in kinds:
+        return False
+    detect_certified_changes.enqueue()
+    return True

@@ -73,6 +73,7 @@ def demo_certifications(
     """Certify, queue and return applications for the demo's individual customers with an ID
     number and a phone, chosen at random with ``seed``; a few businesses too."""
     rng = random.Random(seed)
+    services.levels_seed()
     agent = _staff(AGENT, "service_agent")
     reviewer = _staff(REVIEWER, "operations_manager")
     people = list(

@@ -259,3 +259,26 @@ class FillOut(Schema):
 def fill(request: HttpRequest) -> services.FillSummary:
     require_permission(request.user, CHANGE_TARGETS)
     return services.metrics_fill()
+
+
+@router.get(
+    "/correlations",
+    response={200: dict[str, Any], **ERRORS},
+    summary="The last correlation analysis: factors vs repurchase and satisfaction, with "
+    "95 % intervals and a simple model's weights (run it with POST)",
+)
+def get_correlations(request: HttpRequest) -> dict[str, Any]:
+    from patron.insight.correlations import correlations_stored
+
+    return correlations_stored(user=request.user)
+
+
+@router.post(
+    "/correlations",
+    response={200: dict[str, Any], **ERRORS},
+    summary="Run the correlation analysis again on today's data",
+)
+def run_correlations(request: HttpRequest) -> dict[str, Any]:
+    from patron.insight.correlations import correlations_run
+
+    return correlations_run(user=request.user)

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import ibis
 import ibis.expr.types as ir
@@ -271,9 +272,26 @@ _REQUIRED: dict[str, tuple[tuple[str, str | None], ...]] = {
 # -- months ---------------------------------------------------------------------------------
 
 
+def merchant_offset() -> timedelta:
+    """The merchant's offset from UTC (``settings.TIME_ZONE``), for putting instants in months.
+
+    Engines differ in how (and whether) they convert time zones, so a month is cut at a fixed
+    offset: exact for zones without daylight saving (Asia/Shanghai, the default); for a zone
+    with it, its standard offset — an order in the hour after midnight on the first of a
+    summer month may then count in the month before."""
+    from django.conf import settings
+
+    zone = ZoneInfo(settings.TIME_ZONE)
+    offsets = [datetime(2026, month, 1, tzinfo=zone).utcoffset() for month in (1, 7)]
+    return min(o for o in offsets if o is not None) if any(offsets) else timedelta(0)
+
+
 def _month_of(instant: ir.TimestampValue) -> ir.DateValue:
-    """The calendar month (its first day) an instant falls in: UTC for now. The one place
-    that maps instants to months; a merchant's time zone would be applied here."""
+    """The calendar month (its first day) an instant falls in, in the merchant's time zone:
+    the one place that maps instants to months."""
+    offset = merchant_offset()
+    if offset:
+        instant = instant + ibis.interval(seconds=int(offset.total_seconds()))
     return instant.truncate("M").date()
 
 

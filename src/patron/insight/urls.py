@@ -10,6 +10,7 @@ urlpatterns = [
     path("insights/", views.dashboard, name="insights"),
     path("insights/metrics/<str:key>/", views.metric_detail, name="insights-metric"),
     path("insights/targets/", views.target_list, name="insights-targets"),
+    path("insights/correlations/", views.correlations, name="insights-correlations"),
     path("insights/targets/<int:target_id>/", views.target_edit, name="insights-target"),
     path("insights/reports/", report_views.report_list, name="insights-reports"),
     path("insights/reports/<str:month>/", report_views.report_detail, name="insights-report"),

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_http_methods
 
 from patron.account.roles import CHANGE_TARGETS, VIEW_CUSTOMERS, VIEW_INSIGHTS
 from patron.account.services import require_permission
-from patron.errors import NotFound, ValidationFailed
+from patron.errors import Conflict, NotFound, ValidationFailed
 from patron.insight import metrics, rules, selectors, services
 from patron.web import charts
 from patron.web.templatetags.patron_web import choice, money
@@ -843,3 +843,26 @@ def target_edit(request: HttpRequest, target_id: int) -> HttpResponse:
         return _targets_page(request, form=form, editing=target_row(target), status=error.status)
     messages.success(request, _("Target “%(name)s” saved.") % {"name": form.name or target.name})
     return redirect("web:insights-targets")
+
+
+@patron_page
+@require_http_methods(["GET", "POST"])
+def correlations(request: HttpRequest) -> HttpResponse:
+    """Which factors move with repurchase and satisfaction; POST runs the analysis again."""
+    from patron.insight.correlations import correlations_run, correlations_view
+
+    if request.method == "POST":
+        try:
+            correlations_run(user=request.user)
+        except Conflict as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, _("The analysis was run again on today's data."))
+        return redirect("web:insights-correlations")
+    found = correlations_view(user=request.user)
+    context = {
+        "run": found[0] if found else None,
+        "studies": found[1] if found else [],
+        "may_run": request.user.has_perm(CHANGE_TARGETS),
+    }
+    return render(request, "insight/correlations.html", context)

@@ -124,8 +124,19 @@ def customer_page(
         "risk": customer_risk_section(user=request.user, customer_id=customer_id),
         "risk_form": risk_form or {},
         "certification": customer_certification_section(user=request.user, customer_id=customer_id),
+        "loyalty": _loyalty_section(request.user, customer_id),
     }
     return render(request, "web/customers/detail.html", context, status=status)
+
+
+def _loyalty_section(user: Any, customer_id: int) -> Any:
+    """The customer's points and tier, for those who may see them."""
+    from patron.account.roles import VIEW_LOYALTY
+    from patron.loyalty.selectors import loyalty_summary
+
+    if not user.has_perm(VIEW_LOYALTY):
+        return None
+    return loyalty_summary(user=user, customer_id=customer_id)
 
 
 def _score_history_chart(history: tuple[dict[str, Any], ...]) -> dict[str, Any] | None:

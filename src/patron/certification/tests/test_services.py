@@ -617,3 +617,56 @@ def test_the_scoring_extract_carries_certifications(
     assert table.column("granted_at").type == pa.timestamp("us", tz="UTC")
     ranks = certification_rank(table, np.array([customer.pk]), timezone.now())
     assert ranks.to_pylist() == [1]
+
+
+def _import_customer(tmp_path: Any, customer: Customer, **columns: str) -> None:
+    from patron.ingest.services import import_file
+
+    path = tmp_path / "customers.csv"
+    header = ["external_id", "name", *columns]
+    row = [customer.external_id, customer.name, *columns.values()]
+    path.write_text(",".join(header) + "\n" + ",".join(row) + "\n", encoding="utf-8")
+    assert import_file(kind="customers", path=path, source=customer.source).ok
+
+
+@pytest.mark.django_db(transaction=True)  # the import signals after its own commit
+def test_an_import_that_changes_a_certified_fact_files_a_change_request(
+    agent: Any, reviewer: Any, customer: Customer, tmp_path: Any, settings: Any
+) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    _certified(agent, reviewer, customer)
+    # when a later import brings another phone for the certified customer
+    _import_customer(tmp_path, customer, phone="13900139000", id_number="11010519491231002X")
+    # then the file has it, the certified profile does not, and a reviewer is asked
+    request = ChangeRequest.objects.get(customer=customer)
+    assert (request.source, request.status, request.fields) == ("import", "pending", ["phone"])
+    assert services.change_request_values(request) == {
+        "phone": {"old": "13800138000", "new": "13900139000"}
+    }
+    assert services.certified_changes_detect() == 0  # one waiting request is enough
+    # when the reviewer rejects it, the file gets the certified phone back
+    services.change_request_reject(
+        user=reviewer, request_id=request.pk, reason="not the customer's"
+    )
+    customer.refresh_from_db()
+    assert customer.phone == "13800138000"
+    assert services.certified_changes_detect() == 0
+
+
+def test_an_imported_malformed_fact_cannot_be_approved(
+    agent: Any, reviewer: Any, customer: Customer
+) -> None:
+    _certified(agent, reviewer, customer)
+    Customer.objects.filter(pk=customer.pk).update(
+        id_number_hash=lookup_hash("110105194912310021", kind="id_number")
+    )
+    customer.refresh_from_db()
+    customer.id_number = "110105194912310021"
+    customer.save(update_fields=["id_number"])
+    assert services.certified_changes_detect() == 1
+    request = ChangeRequest.objects.get(customer=customer)
+    with pytest.raises(Conflict, match="fail the pre-checks: The resident ID number is mistyped"):
+        services.change_request_approve(user=reviewer, request_id=request.pk, reason="ok")
+    services.change_request_reject(user=reviewer, request_id=request.pk, reason="typo in import")
+    customer.refresh_from_db()
+    assert customer.id_number == "11010519491231002X"

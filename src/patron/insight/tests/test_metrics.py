@@ -22,6 +22,7 @@ from patron.insight.metrics import (
     drill,
     grade_movement,
     has_data,
+    merchant_offset,
     months,
 )
 from patron.intelligence.sources import SCHEMAS, Sources, conform, empty
@@ -280,6 +281,13 @@ def _sources(
     return sources
 
 
+@pytest.fixture(autouse=True)
+def merchant_in_utc(settings: Any) -> None:
+    """The hand-made shop's merchant keeps UTC, so its hand counts read as written; the
+    merchant's time zone has its own test below."""
+    settings.TIME_ZONE = "UTC"
+
+
 @pytest.fixture(scope="module")
 def shop() -> Sources:
     return _sources()
@@ -304,7 +312,14 @@ class Shop:
 
 
 def _month(instant: datetime) -> date:
-    return date(instant.year, instant.month, 1)
+    """The month in the merchant's time zone (Asia/Shanghai in the tests: UTC+8)."""
+    local = instant + merchant_offset()
+    return date(local.year, local.month, 1)
+
+
+def _start(month: date) -> datetime:
+    """The instant the month begins in the merchant's time zone."""
+    return datetime.combine(month, datetime.min.time(), tzinfo=UTC) - merchant_offset()
 
 
 def _next_month(month: date) -> date:
@@ -312,7 +327,7 @@ def _next_month(month: date) -> date:
 
 
 def _end(month: date) -> datetime:
-    return datetime.combine(_next_month(month), datetime.min.time(), tzinfo=UTC)
+    return _start(_next_month(month))
 
 
 def _is_live(order: Row) -> bool:
@@ -366,7 +381,7 @@ def ref_new_customers(shop: Shop, month: date) -> Result:
 
 
 def ref_returning_customers(shop: Shop, month: date) -> Result:
-    start = datetime.combine(month, datetime.min.time(), UTC)
+    start = _start(month)
     buyers = {o["customer_id"] for o in _live_in(shop, month)}
     earlier = {o["customer_id"] for o in shop.orders if _is_live(o) and o["placed_at"] < start}
     return _count(len(buyers & earlier))
@@ -376,7 +391,7 @@ def ref_repurchase_rate(shop: Shop, month: date) -> Result:
     first = month
     for _ in range(11):
         first = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
-    start = datetime.combine(first, datetime.min.time(), UTC)
+    start = _start(first)
     per_customer: Counter[int] = Counter()
     for order in shop.orders:
         if _is_live(order) and start <= order["placed_at"] < _end(month):
@@ -568,6 +583,15 @@ def test_compute_matches_the_plain_python_recomputation(shop: Sources, metric: s
         ]
     )
     assert table.to_pylist() == _expected_rows(metric, SHOP, MONTHS)
+
+
+def test_months_are_cut_in_the_merchants_time_zone(shop: Sources, settings: Any) -> None:
+    # given: customer 10 registered on 31 January at 20:00 UTC, already 1 February in Shanghai
+    assert compute(shop, "customers", [JAN, FEB]).column("value").to_pylist() == [5.0, 7.0]
+    # when the merchant is in Shanghai
+    settings.TIME_ZONE = "Asia/Shanghai"
+    # then January's count no longer has customer 10
+    assert compute(shop, "customers", [JAN, FEB]).column("value").to_pylist() == [4.0, 7.0]
 
 
 def test_the_hand_made_shop_gives_the_hand_counted_values(shop: Sources) -> None:
