@@ -24,7 +24,9 @@ from patron.wsgi import application
 #: must be a PDF, JPEG or PNG by its content and under the size limit; a change request's new
 #: values must pass the pre-checks and belong to the customer's certified profile; a tier's
 #: criteria and a points policy are checked as a whole; an adjustment is a non-zero whole number,
-#: which the fuzzer may write as -0.0): a
+#: which the fuzzer may write as -0.0; a segment's rule names known fields with the operators
+#: and values their types allow; a coupon template's terms are checked as a whole, and issuing
+#: needs exactly one of customer_ids or count): a
 #: schema-valid request may rightly get a 422 there, so "valid data is accepted" is not checked
 #: for them. Every other check (no 5xx, documented statuses, bodies that match the spec) still is.
 BUSINESS_VALIDATED = {
@@ -42,6 +44,13 @@ BUSINESS_VALIDATED = {
     ("PATCH", "/api/loyalty/tiers/{code}"),
     ("PUT", "/api/loyalty/policy"),
     ("POST", "/api/customers/{customer_id}/points/adjust"),
+    ("POST", "/api/marketing/segments"),
+    ("POST", "/api/marketing/segments/preview"),
+    ("PUT", "/api/marketing/segments/{segment_id}"),
+    ("POST", "/api/marketing/coupon-templates"),
+    ("PATCH", "/api/marketing/coupon-templates/{template_id}"),
+    ("POST", "/api/marketing/coupon-templates/{template_id}/issue"),
+    ("POST", "/api/marketing/coupons/{code}/redeem"),
 }
 
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", application)

@@ -94,6 +94,7 @@ def _mount() -> None:
     from patron.insight.report_api import router as insight_report_router
     from patron.loyalty.api import customer_router as loyalty_customer_router
     from patron.loyalty.api import router as loyalty_router
+    from patron.marketing.api import router as marketing_router
     from patron.outbox.api import customer_router as outbox_customer_router
     from patron.outbox.api import router as outbox_router
     from patron.risk.api import customer_router as risk_customer_router
@@ -113,6 +114,7 @@ def _mount() -> None:
     api.add_router("/customers", certification_customer_router)
     api.add_router("/customers", loyalty_customer_router)
     api.add_router("/loyalty", loyalty_router)
+    api.add_router("/marketing", marketing_router)
 
 
 _mount()

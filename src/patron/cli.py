@@ -17,6 +17,7 @@ from rich.table import Table
 
 from patron.clikit import django_setup, require_migrated
 from patron.loyalty.cli import loyalty_app
+from patron.marketing.cli import marketing_app
 from patron.outbox.cli import outbox_app
 
 app = typer.Typer(
@@ -44,6 +45,7 @@ certification_app = typer.Typer(
 app.add_typer(certification_app, name="certification")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(loyalty_app, name="loyalty")
+app.add_typer(marketing_app, name="marketing")
 console = Console(stderr=True)
 
 ADAPTERS = ("olist", "taobao", "cdnow")

@@ -421,3 +421,43 @@ def lake(tmp_path: Path, settings: Any) -> Path:
 def lake_with_events(lake: Path) -> Path:
     write_events(lake, EVENT_ROWS)
     return lake
+
+
+# ---------------------------------------------------------------------- races
+
+
+def race(*calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` at once, each in its own thread and database connection (start together
+    at a barrier); their results, or the errors they raised, in order."""
+    import threading
+
+    from django.db import close_old_connections, connection
+
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = calls[i]()
+        except Exception as error:
+            results[i] = error
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a call never finished"
+    return results
+
+
+def require_postgresql() -> None:
+    """Skip a race test on SQLite, whose writers never race."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers: the race needs PostgreSQL's row locks")

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "patron.insight",
     "patron.outbox",
     "patron.loyalty",
+    "patron.marketing",
     "patron.certification",
     "patron.jobs",
     "patron.web",

@@ -47,6 +47,11 @@ CHANGE_CERTIFICATION_LEVELS = "certification.change_certificationlevel"  # edit 
 VIEW_LOYALTY = "loyalty.view_pointsaccount"  # points, ledger, tiers and the loyalty policy
 CHANGE_POINTS = "loyalty.change_pointsaccount"  # redeem for a customer, adjust (audited)
 CHANGE_LOYALTY_POLICY = "loyalty.change_loyaltypolicy"  # the points policy and the tiers
+VIEW_SEGMENTS = "marketing.view_segment"  # segments, their sizes, members and previews
+CHANGE_SEGMENTS = "marketing.change_segment"  # save segments (new version), snapshots
+VIEW_COUPONS = "marketing.view_coupon"  # coupon templates and codes
+CHANGE_COUPONS = "marketing.change_coupon"  # templates, issue and void codes
+REDEEM_COUPONS = "marketing.redeem_coupon"  # redeem a code at checkout
 
 _READ_BASE = {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_TICKETS}
 _RISK_READ = {VIEW_RISK, VIEW_RESTRICTIONS, VIEW_CHECKOUT_POLICY}
@@ -54,6 +59,8 @@ _RISK_ACT = {ACT_ON_RISK, CHANGE_RISK_RULES, FILE_APPEAL, DECIDE_APPEAL}
 _MESSAGES = {VIEW_MESSAGES, CANCEL_MESSAGES}
 _CERT_REVIEW = {VIEW_CERTIFICATION, REVIEW_CERTIFICATION, VIEW_CERTIFICATION_DOCUMENTS}
 _CERT_ALL = _CERT_REVIEW | {APPLY_FOR_CERTIFICATION, CHANGE_CERTIFICATION_LEVELS}
+_MARKETING_READ = {VIEW_SEGMENTS, VIEW_COUPONS}
+_MARKETING_ALL = _MARKETING_READ | {CHANGE_SEGMENTS, CHANGE_COUPONS}
 
 ROLE_PERMISSIONS: dict[Role, set[str]] = {
     Role.ADMINISTRATOR: _READ_BASE
@@ -73,21 +80,26 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
     | _RISK_ACT
     | _CERT_ALL
     | _MESSAGES
-    | {VIEW_LOYALTY, CHANGE_POINTS, CHANGE_LOYALTY_POLICY},
+    | {VIEW_LOYALTY, CHANGE_POINTS, CHANGE_LOYALTY_POLICY}
+    | _MARKETING_ALL
+    | {REDEEM_COUPONS},
     Role.OPERATIONS_MANAGER: _READ_BASE
     | {CHANGE_CUSTOMERS, VIEW_PII, RUN_IMPORTS, VIEW_IMPORTS, VIEW_MODELS, CHANGE_GRADE_POLICY}
     | _RISK_READ
     | {FILE_APPEAL, VIEW_INSIGHTS, CHANGE_TARGETS}
     | _CERT_ALL
     | _MESSAGES
-    | {VIEW_LOYALTY, CHANGE_POINTS, CHANGE_LOYALTY_POLICY},
+    | {VIEW_LOYALTY, CHANGE_POINTS, CHANGE_LOYALTY_POLICY}
+    | _MARKETING_ALL
+    | {REDEEM_COUPONS},
     # Agents see contact data masked: replies go out through the channel, not by hand. They see
     # restrictions and their reasons and file appeals for customers, but cannot lift anything.
     Role.SERVICE_AGENT: _READ_BASE
     | {CHANGE_CUSTOMERS, VIEW_RESTRICTIONS, VIEW_CHECKOUT_POLICY, FILE_APPEAL}
     | {VIEW_CERTIFICATION, APPLY_FOR_CERTIFICATION}
     | {VIEW_MESSAGES}
-    | {VIEW_LOYALTY, CHANGE_POINTS},  # redeem on the customer's behalf
+    | {VIEW_LOYALTY, CHANGE_POINTS}  # redeem on the customer's behalf
+    | {VIEW_COUPONS, REDEEM_COUPONS},
     # Only risk analysts act on risk; separation of duties is per case (patron.risk.rules).
     Role.RISK_ANALYST: _READ_BASE
     | {VIEW_IMPORTS, VIEW_MODELS}
@@ -96,16 +108,19 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
     | _CERT_REVIEW,
     Role.MARKETER: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_MODELS, VIEW_INSIGHTS}
     | _MESSAGES
-    | {VIEW_LOYALTY, CHANGE_LOYALTY_POLICY},
+    | {VIEW_LOYALTY, CHANGE_LOYALTY_POLICY}
+    | _MARKETING_ALL,
     Role.AUDITOR: {VIEW_CUSTOMERS, VIEW_AUDIT, VIEW_IMPORTS, VIEW_MODELS, VIEW_INSIGHTS}
     | _RISK_READ
     | {VIEW_CERTIFICATION}
     | {VIEW_MESSAGES}
-    | {VIEW_LOYALTY},
+    | {VIEW_LOYALTY}
+    | _MARKETING_READ,
     Role.ANALYST: {VIEW_CUSTOMERS, VIEW_COMMERCE, VIEW_IMPORTS, VIEW_MODELS, VIEW_INSIGHTS}
-    | {VIEW_LOYALTY},
-    # Checkout and other systems: one token, one question.
-    Role.INTEGRATION: {VIEW_CHECKOUT_POLICY},
+    | {VIEW_LOYALTY}
+    | _MARKETING_READ,
+    # Checkout and other systems: one token, a few questions (checkout policy, coupons).
+    Role.INTEGRATION: {VIEW_CHECKOUT_POLICY, REDEEM_COUPONS},
 }
 
 ROLE_LABELS: dict[Role, str] = {

@@ -148,6 +148,14 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
         description="Remind customers before their certification expires; end expired ones",
         max_catch_up=3,
     ),
+    PeriodicJob(
+        name="marketing-nightly",
+        cron="50 3 * * *",
+        task="patron.marketing.tasks.marketing_nightly",
+        arguments=no_arguments,
+        description="Segment sizes on the new scores, expired coupons, coupons used in imports",
+        max_catch_up=1,
+    ),
 )
 
 

@@ -19,6 +19,7 @@ from patron.account.roles import (
     VIEW_INSIGHTS,
     VIEW_MODELS,
     VIEW_RISK,
+    VIEW_SEGMENTS,
 )
 
 
@@ -44,6 +45,7 @@ NAV_ENTRIES: list[NavEntry] = [
     NavEntry(_("Risk"), "web:risk-alerts", VIEW_RISK),
     NavEntry(_("Certification"), "web:certification-queue", VIEW_CERTIFICATION),
     NavEntry(_("Insights"), "web:insights", VIEW_INSIGHTS),
+    NavEntry(_("Marketing"), "web:marketing-segments", VIEW_SEGMENTS),
     NavEntry(_("Audit log"), "web:audit-list", VIEW_AUDIT),
     NavEntry(_("Admin"), "admin:index", is_superuser_only=True),
 ]

@@ -3,6 +3,7 @@ from django.urls import path
 
 from patron.certification.urls import urlpatterns as certification_urls
 from patron.insight.urls import urlpatterns as insight_urls
+from patron.marketing.urls import urlpatterns as marketing_urls
 from patron.risk import views as risk_views
 from patron.scoring import views as scoring_views
 from patron.web import views
@@ -55,4 +56,5 @@ urlpatterns = [
     ),
     *insight_urls,
     *certification_urls,
+    *marketing_urls,
 ]

@@ -58,13 +58,14 @@ def test_scheduler_once_twice_enqueues_each_due_slot_once(clock: Clock) -> None:
         "loyalty-accrue",
         "loyalty-expire",
         "loyalty-tiers",
+        "marketing-nightly",
         "outbox-deliver",
         "regrade-quarterly",
         "risk-detect",
         "score-nightly",
         "value-report-monthly",
     ]
-    assert DBTaskResult.objects.count() == 10
+    assert DBTaskResult.objects.count() == 11
 
 
 def test_jobs_list_shows_each_job_with_its_next_due_time_last_slot_and_task_status(
@@ -96,6 +97,7 @@ def test_jobs_list_shows_each_job_with_its_next_due_time_last_slot_and_task_stat
             "2026-11-20T09:00:00+08:00",
             "READY",
         ),
+        ("marketing-nightly", "2026-11-21T03:50:00+08:00", "2026-11-20T03:50:00+08:00", "READY"),
     ]
     assert listed[0]["last_task_result_id"] == str(
         DBTaskResult.objects.get(task_path__endswith="score_nightly").id
@@ -170,7 +172,7 @@ def test_jobs_run_refuses_an_unknown_job() -> None:
     assert _flat(result.stderr) == (
         "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly, "
         "insights-fill, value-report-monthly, risk-detect, outbox-deliver, loyalty-accrue, "
-        "loyalty-expire, loyalty-tiers, certification-reverify"
+        "loyalty-expire, loyalty-tiers, certification-reverify, marketing-nightly"
     )
     assert DBTaskResult.objects.count() == 0
 

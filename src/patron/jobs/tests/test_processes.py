@@ -78,6 +78,7 @@ def test_two_schedulers_started_together_enqueue_each_slot_once() -> None:
         "patron.loyalty.tasks.accrue_points",
         "patron.loyalty.tasks.evaluate_tiers",
         "patron.loyalty.tasks.expire_points",
+        "patron.marketing.tasks.marketing_nightly",
         "patron.outbox.tasks.deliver_outbox",
         "patron.risk.tasks.detect_risk",
         "patron.scoring.tasks.regrade_quarterly",

@@ -33,6 +33,7 @@ def test_the_registry_lists_the_scoring_insight_and_risk_jobs() -> None:
             "0 9 * * *",
             "patron.certification.tasks.reverify_certifications",
         ),
+        "marketing-nightly": ("50 3 * * *", "patron.marketing.tasks.marketing_nightly"),
     }
 
 
@@ -62,6 +63,7 @@ def test_the_daily_jobs_pass_the_slot_date_in_the_merchants_zone() -> None:
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20T02:00:00+08:00"},
+        {},  # marketing acts on what is there when it runs
     ]
     assert as_of_slot_date(slot) == {"as_of": "2026-11-20"}
 
@@ -106,5 +108,5 @@ def test_an_unknown_job_name_is_not_found_and_the_known_ones_are_named() -> None
     assert missing.value.message == (
         "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly, "
         "insights-fill, value-report-monthly, risk-detect, outbox-deliver, loyalty-accrue, "
-        "loyalty-expire, loyalty-tiers, certification-reverify"
+        "loyalty-expire, loyalty-tiers, certification-reverify, marketing-nightly"
     )

@@ -67,6 +67,7 @@ def test_the_first_pass_enqueues_only_the_latest_slot_of_each_job(clock: Clock) 
         ("loyalty-expire", utc("2026-11-19 16:10")),
         ("loyalty-tiers", utc("2026-11-19 19:45")),
         ("certification-reverify", utc("2026-11-20 01:00")),
+        ("marketing-nightly", utc("2026-11-19 19:50")),
     ]
     assert _queued() == [
         (
@@ -78,13 +79,16 @@ def test_the_first_pass_enqueues_only_the_latest_slot_of_each_job(clock: Clock) 
         ("patron.loyalty.tasks.accrue_points", {"as_of": "2026-11-20T09:15:00+08:00"}),
         ("patron.loyalty.tasks.evaluate_tiers", {"as_of": "2026-11-20"}),
         ("patron.loyalty.tasks.expire_points", {"as_of": "2026-11-20"}),
+        ("patron.marketing.tasks.marketing_nightly", {}),
         ("patron.outbox.tasks.deliver_outbox", {}),
         ("patron.risk.tasks.detect_risk", {"as_of": "2026-11-20T09:30:00+08:00"}),
         ("patron.scoring.tasks.regrade_quarterly", {"as_of": "2026-10-01"}),
         ("patron.scoring.tasks.score_nightly", {"as_of": "2026-11-20"}),
     ]
     slot = ScheduledSlot.objects.get(job="score-nightly")
-    assert slot.task_result_id == str(DBTaskResult.objects.get(task_path__endswith="nightly").id)
+    assert slot.task_result_id == str(
+        DBTaskResult.objects.get(task_path__endswith="score_nightly").id
+    )
     assert (slot.task_backend, slot.task_arguments, slot.scheduler_id) == (
         "default",
         {"as_of": "2026-11-20"},

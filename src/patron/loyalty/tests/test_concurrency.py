@@ -9,51 +9,20 @@ invariants.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import close_old_connections, connection
 from django.db.models import Sum
 
 from patron.account.roles import Role
-from patron.conftest import make_customer, make_user
+from patron.conftest import make_customer, make_user, race, require_postgresql
 from patron.customer.models import Customer
 from patron.errors import Conflict
 from patron.loyalty import services
 from patron.loyalty.models import PointsAccount, PointsEntry
 
 THREADS = 8
-
-
-def _race(*calls: Callable[[], Any]) -> list[Any]:
-    """Run ``calls`` at once, each in its own thread and connection; their results or errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = calls[i]()
-        except Exception as error:
-            results[i] = error
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a redemption never finished"
-    return results
-
-
-def _require_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite serialises writers: the race needs PostgreSQL's row locks")
 
 
 def _assert_ledger_sound(customer: Customer) -> PointsAccount:
@@ -69,14 +38,14 @@ def _assert_ledger_sound(customer: Customer) -> PointsAccount:
 
 @pytest.mark.django_db(transaction=True)
 def test_parallel_redemptions_spend_each_point_once() -> None:
-    _require_postgresql()
+    require_postgresql()
     # given: 100 points; eight agents each redeem 30 at the same moment
     customer = make_customer(name="并发客户")
     agents = [make_user(Role.SERVICE_AGENT, username=f"agent-{i}") for i in range(THREADS)]
     services.points_adjust(user=agents[0], customer_id=customer.pk, points=100, reason="开户礼")
 
     # when
-    results = _race(
+    results = race(
         *[
             (
                 lambda agent=agent, i=i: services.points_redeem(
@@ -105,14 +74,14 @@ def test_parallel_redemptions_spend_each_point_once() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_request_sent_at_once_posts_once() -> None:
-    _require_postgresql()
+    require_postgresql()
     # given
     customer = make_customer(name="重试客户")
     agent = make_user(Role.SERVICE_AGENT, username="agent-retry")
     services.points_adjust(user=agent, customer_id=customer.pk, points=100, reason="开户礼")
 
     # when: a client retries one request from several workers at once
-    results = _race(
+    results = race(
         *[
             (
                 lambda: services.points_redeem(
@@ -135,7 +104,7 @@ def test_the_same_request_sent_at_once_posts_once() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_redemptions_racing_the_expiry_job_keep_the_ledger_sound() -> None:
-    _require_postgresql()
+    require_postgresql()
     # given: two lots that expire on the same day, and four redemptions at that moment
     customer = make_customer(name="到期客户")
     agent = make_user(Role.SERVICE_AGENT, username="agent-expiry")
@@ -152,7 +121,7 @@ def test_redemptions_racing_the_expiry_job_keep_the_ledger_sound() -> None:
     calls = [redeem(i) for i in range(4)]
     expires_on = first.expires_on
     calls.append(lambda: services.points_expire(as_of=expires_on))
-    results = _race(*calls)
+    results = race(*calls)
 
     # then: whatever the order, nothing was spent twice and nothing is left unexpired
     unexpected = [r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)]

@@ -4,20 +4,19 @@ two people deciding the same case at once."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from patron.account.models import User
 from patron.account.roles import Role
 from patron.audit.models import AuditEvent
-from patron.conftest import ALL_ROLES, make_customer, make_user
+from patron.conftest import ALL_ROLES, make_customer, make_user, race
 from patron.customer.models import Customer
 from patron.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from patron.risk import selectors, services
@@ -312,29 +311,6 @@ def test_permission_matrix(role: str, analyst: User, customer: Customer) -> None
 # ---------------------------------------------------------------------- concurrency
 
 
-def _race(*calls: Callable[[], Any]) -> list[Any]:
-    """Run ``calls`` at once, each in its own thread and connection; their results or errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = calls[i]()
-        except Exception as error:
-            results[i] = error
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_analysts_deciding_one_alert_at_once_one_wins(
     analyst: User, second: User, customer: Customer
@@ -342,7 +318,7 @@ def test_two_analysts_deciding_one_alert_at_once_one_wins(
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises writers: the race needs PostgreSQL's row locks")
     alert = _alert(customer)
-    results = _race(
+    results = race(
         lambda: _restrict(analyst, customer, alert_id=alert.pk),
         lambda: services.alert_decide(
             user=second, alert_id=alert.pk, action="dismiss", reason="误报"
@@ -366,7 +342,7 @@ def test_two_appeal_decisions_at_once_leave_one_outcome(
     appeal = services.appeal_file(
         user=analyst, customer_id=customer.pk, restriction_id=restriction.pk, statement="申诉"
     )
-    results = _race(
+    results = race(
         lambda: services.appeal_decide(
             user=second, appeal_id=appeal.pk, outcome="overturn", reason="a"
         ),

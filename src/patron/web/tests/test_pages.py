@@ -149,22 +149,32 @@ def test_static_assets_are_vendored(db: None) -> None:
                 "Risk",
                 "Certification",
                 "Insights",
+                "Marketing",
                 "Audit log",
                 "Admin",
             ],
         ),
         (
             Role.OPERATIONS_MANAGER,
-            ["Customers", "Imports", "Models", "Risk", "Certification", "Insights"],
+            ["Customers", "Imports", "Models", "Risk", "Certification", "Insights", "Marketing"],
         ),
         (Role.SERVICE_AGENT, ["Customers", "Certification"]),
         (Role.RISK_ANALYST, ["Customers", "Imports", "Models", "Risk", "Certification"]),
-        (Role.MARKETER, ["Customers", "Models", "Insights"]),
+        (Role.MARKETER, ["Customers", "Models", "Insights", "Marketing"]),
         (
             Role.AUDITOR,
-            ["Customers", "Imports", "Models", "Risk", "Certification", "Insights", "Audit log"],
+            [
+                "Customers",
+                "Imports",
+                "Models",
+                "Risk",
+                "Certification",
+                "Insights",
+                "Marketing",
+                "Audit log",
+            ],
         ),
-        (Role.ANALYST, ["Customers", "Imports", "Models", "Insights"]),
+        (Role.ANALYST, ["Customers", "Imports", "Models", "Insights", "Marketing"]),
     ],
 )
 def test_navigation_hides_what_the_role_may_not_open(
@@ -191,7 +201,7 @@ def test_navigation_is_empty_for_anonymous_users(rf: object) -> None:
 
     # when / then
     assert nav_items(request) == []
-    assert len(NAV_ENTRIES) == 8
+    assert len(NAV_ENTRIES) == 9
 
 
 # --- customer list ------------------------------------------------------------------------------
