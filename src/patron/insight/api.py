@@ -275,7 +275,7 @@ def get_correlations(request: HttpRequest) -> dict[str, Any]:
 
 @router.post(
     "/correlations",
-    response={200: dict[str, Any], **ERRORS},
+    response={200: dict[str, Any], 409: ErrorOut, **ERRORS},
     summary="Run the correlation analysis again on today's data",
 )
 def run_correlations(request: HttpRequest) -> dict[str, Any]:

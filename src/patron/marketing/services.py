@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -272,6 +272,8 @@ def _template_values(data: Mapping[str, Any]) -> dict[str, Any]:
         moment = values.get(name)
         if moment is not None and (not isinstance(moment, datetime) or timezone.is_naive(moment)):
             raise ValidationFailed(f"coupon_template.{name}: expected a time with its zone")
+        if moment is not None:  # PostgreSQL refuses offsets beyond ±15:59: store UTC
+            values[name] = moment.astimezone(UTC)
     for name in ("valid_days", "per_customer_limit", "stock"):
         number = values.get(name)
         if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
