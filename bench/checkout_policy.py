@@ -44,27 +44,31 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
-import hashlib
-import http.client
-import itertools
 import json
-import math
 import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from loadkit import (
+    Connection,
+    CpuMeter,
+    Endpoint,
+    closed_loop,
+    free_port,
+    measured,
+    open_home,
+    open_loop,
+    print_row,
+    serving,
+    summarise,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -80,21 +84,6 @@ ME = "/api/me"
 
 
 # ---------------------------------------------------------------------- setup (in process)
-
-
-def django_setup(home: Path) -> None:
-    os.environ["PATRON_HOME"] = str(home)
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patron.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from patron.account.services import roles_sync
-
-    call_command("migrate", interactive=False, verbosity=0)
-    roles_sync()
 
 
 def build(home: Path, customers: int, seed: int) -> dict[str, Any]:
@@ -223,36 +212,8 @@ class Fixture:
     token: str
 
 
-def schema_fingerprint() -> str:
-    """Of every migration file: a home built before one changed is built again."""
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "src" / "patron").glob("*/migrations/*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def prepare(home: Path, customers: int, seed: int) -> Fixture:
-    marker = home / MARKER
-    schema = schema_fingerprint()
-    kept: dict[str, Any] | None = None
-    if marker.exists():
-        kept = json.loads(marker.read_text())
-        if kept["customers"] != customers:
-            raise SystemExit(
-                f"{home} was built for {kept['customers']} customers: pass --customers "
-                f"{kept['customers']} or another --home"
-            )
-        if kept.get("schema") != schema:
-            print(f"setup: the migrations changed since {home} was built: building again")
-            shutil.rmtree(home)  # ours: it has the marker
-            kept = None
-    home.mkdir(parents=True, exist_ok=True)
-    django_setup(home)
-    if kept is not None:
-        print(f"setup: reusing {home} (built in {kept['build_seconds']} s)", flush=True)
-    else:
-        kept = {**build(home, customers, seed), "schema": schema}
-        marker.write_text(json.dumps(kept, indent=1))
+    kept = open_home(home, MARKER, {"customers": customers}, lambda: build(home, customers, seed))
     from patron.account.models import User
     from patron.account.services import token_create
     from patron.customer.models import Customer
@@ -331,331 +292,6 @@ def profile_in_process(fixture: Fixture, calls: int = 1000) -> dict[str, Any]:
         "request_in_process_us": round(request_us),
         "me_request_in_process_us": round(me_us),
     }
-
-
-# ---------------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(home: Path, port: int, workers: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``patron serve`` as production runs it, until the block ends."""
-    env = {**os.environ, "PATRON_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    env.pop("DATABASE_URL", None)
-    log = (home / "server.log").open("wb")
-    command = [sys.executable, "-m", "patron.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--workers", str(workers)],
-        env=env,
-        stdout=log,  # gunicorn's access log: one line a request, as in production
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"patron serve exited: {_tail(home / 'server.log')}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/api/openapi.json")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"patron serve did not answer: {_tail(home / 'server.log')}")
-            time.sleep(0.2)
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)  # gunicorn's master and its workers
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
-
-
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-2000:]
-
-
-# ---------------------------------------------------------------------- CPU accounting
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _process_cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _machine_jiffies() -> tuple[int, int]:
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
-
-
-@dataclass
-class CpuMeter:
-    """CPU used by the client (this process), the server (gunicorn) and the whole machine."""
-
-    server_pid: int
-    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
-
-    def snapshot(self) -> tuple[float, float, tuple[int, int], float]:
-        server = sum(
-            _process_cpu_seconds(p) for p in [self.server_pid, *_children(self.server_pid)]
-        )
-        return time.process_time(), server, _machine_jiffies(), time.perf_counter()
-
-    def since(self, before: tuple[float, float, tuple[int, int], float]) -> dict[str, float]:
-        client, server, (busy, total), wall = self.snapshot()
-        elapsed = wall - before[3]
-        machine = (busy - before[2][0]) / max(1, total - before[2][1])
-        return {
-            "server_cpu_seconds": round(server - before[1], 2),
-            "client_cpu_pct": round(100 * (client - before[0]) / elapsed),  # of one core
-            "server_cpu_pct": round(100 * (server - before[1]) / elapsed),  # of one core
-            "machine_busy_pct": round(100 * machine * self.cores),  # of one core
-        }
-
-
-# ---------------------------------------------------------------------- the load
-
-
-class Connection:
-    """One keep-alive connection; a request the server closed under us is retried once."""
-
-    def __init__(self, port: int, headers: dict[str, str]) -> None:
-        self.port = port
-        self.headers = headers
-        self.conn: http.client.HTTPConnection | None = None
-        self.used = False
-        self.reconnects = 0
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        for attempt in range(2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                self.used = False
-            try:
-                self.conn.request("GET", path, headers=self.headers)
-                response = self.conn.getresponse()
-                body = response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.conn.close()
-                self.conn = None
-                if attempt == 0 and self.used:  # the server closed an idle keep-alive
-                    self.reconnects += 1
-                    continue
-                raise
-            self.used = True
-            if response.will_close:
-                self.conn.close()
-                self.conn = None
-            return response.status, body
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    path: str  # with {id} for a random customer
-    key: str  # a key every good answer has
-
-
-@dataclass
-class Recorder:
-    latencies: list[float] = field(default_factory=list)  # from the scheduled time
-    service: list[float] = field(default_factory=list)  # from the moment it was sent
-    # Sent this late: waiting for a free connection (all busy: the server's queue, seen from
-    # here) plus the client thread's own wake-up delay.
-    lags: list[float] = field(default_factory=list)
-    errors: int = 0
-    reconnects: int = 0
-    first_errors: list[str] = field(default_factory=list)
-
-    def merge(self, other: Recorder) -> None:
-        self.latencies += other.latencies
-        self.service += other.service
-        self.lags += other.lags
-        self.errors += other.errors
-        self.reconnects += other.reconnects
-        self.first_errors = (self.first_errors + other.first_errors)[:5]
-
-
-def _one(
-    connection: Connection, endpoint: Endpoint, customer_id: int, scheduled: float, out: Recorder
-) -> None:
-    sent = time.perf_counter()
-    try:
-        status, body = connection.get(endpoint.path.format(id=customer_id))
-    except OSError as error:
-        done = time.perf_counter()
-        status, body = 0, repr(error).encode()
-    else:
-        done = time.perf_counter()
-    out.latencies.append(done - scheduled)
-    out.service.append(done - sent)
-    out.lags.append(sent - scheduled)
-    good = status == 200
-    if good:
-        try:
-            good = endpoint.key in json.loads(body)
-        except ValueError:
-            good = False
-    if not good:
-        out.errors += 1
-        if len(out.first_errors) < 5:
-            out.first_errors.append(f"{status} {body[:200]!r}")
-
-
-def _run_threads(count: int, target: Callable[[int, Recorder], None]) -> Recorder:
-    recorders = [Recorder() for _ in range(count)]
-    threads = [
-        threading.Thread(target=target, args=(i, recorders[i]), daemon=True) for i in range(count)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    total = Recorder()
-    for recorder in recorders:
-        total.merge(recorder)
-    return total
-
-
-def open_loop(
-    port: int,
-    headers: dict[str, str],
-    endpoint: Endpoint,
-    ids: list[int],
-    *,
-    rate: float,
-    seconds: float,
-    threads: int,
-) -> tuple[Recorder, float]:
-    """``rate`` requests a second on a fixed schedule, whatever the server's answers take."""
-    total = round(rate * seconds)
-    counter = itertools.count()  # next() on it is atomic under the GIL
-    start = time.perf_counter() + 0.1
-
-    def client(number: int, out: Recorder) -> None:
-        rng = random.Random(number)
-        connection = Connection(port, headers)
-        while (i := next(counter)) < total:
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            _one(connection, endpoint, rng.choice(ids), scheduled, out)
-        out.reconnects = connection.reconnects
-        connection.close()
-
-    recorder = _run_threads(threads, client)
-    return recorder, time.perf_counter() - start
-
-
-def closed_loop(
-    port: int,
-    headers: dict[str, str],
-    endpoint: Endpoint,
-    ids: list[int],
-    *,
-    concurrency: int,
-    seconds: float,
-) -> tuple[Recorder, float]:
-    """``concurrency`` connections, each sending its next request as soon as one is answered."""
-    start = time.perf_counter()
-    stop = start + seconds
-
-    def client(number: int, out: Recorder) -> None:
-        rng = random.Random(1000 + number)
-        connection = Connection(port, headers)
-        while (now := time.perf_counter()) < stop:
-            _one(connection, endpoint, rng.choice(ids), now, out)
-        out.reconnects = connection.reconnects
-        connection.close()
-
-    recorder = _run_threads(concurrency, client)
-    return recorder, time.perf_counter() - start
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest rank, in milliseconds."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
-def summarise(step: str, endpoint: Endpoint, recorder: Recorder, seconds: float) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "step": step,
-        "endpoint": endpoint.name,
-        "requests": len(recorder.latencies),
-        "errors": recorder.errors,
-        "reconnects": recorder.reconnects,
-        "rate": round(len(recorder.latencies) / seconds, 1),
-    }
-    for label, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0)):
-        row[f"{label}_ms"] = round(percentile(recorder.latencies, q), 2)
-    row["service_p99_ms"] = round(percentile(recorder.service, 0.99), 2)
-    row["send_delay_p99_ms"] = round(percentile(recorder.lags, 0.99), 2)
-    row["first_errors"] = recorder.first_errors
-    return row
-
-
-def measured(row: dict[str, Any], cpu: dict[str, float]) -> dict[str, Any]:
-    row.update(cpu)
-    row["server_cpu_ms_per_request"] = round(
-        1000 * cpu["server_cpu_seconds"] / max(1, row["requests"]), 2
-    )
-    return row
-
-
-def print_row(row: dict[str, Any]) -> None:
-    print(
-        f"{row['step']:10} {row['endpoint']:16} {row['requests']:6} req {row['errors']:3} err "
-        f"{row['rate']:7.1f}/s  p50 {row['p50_ms']:6.2f}  p90 {row['p90_ms']:6.2f}  "
-        f"p99 {row['p99_ms']:6.2f}  p99.9 {row['p99.9_ms']:6.2f}  max {row['max_ms']:7.2f} ms"
-        f"  | from send p99 {row['service_p99_ms']:.2f}, send delay p99 "
-        f"{row['send_delay_p99_ms']:.2f} | cpu % of a core: client {row['client_cpu_pct']}, "
-        f"server {row['server_cpu_pct']}, machine {row['machine_busy_pct']}; server "
-        f"{row['server_cpu_ms_per_request']:.2f} ms cpu/request",
-        flush=True,
-    )
-    for error in row["first_errors"]:
-        print(f"    error: {error}")
 
 
 # ---------------------------------------------------------------------- branches

@@ -3,7 +3,9 @@ may produce a server error, an undocumented status, or a body that breaks the sp
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -26,7 +28,14 @@ from patron.wsgi import application
 #: criteria and a points policy are checked as a whole; an adjustment is a non-zero whole number,
 #: which the fuzzer may write as -0.0; a segment's rule names known fields with the operators
 #: and values their types allow; a coupon template's terms are checked as a whole, and issuing
-#: needs exactly one of customer_ids or count): a
+#: needs exactly one of customer_ids or count; a survey's audience names an existing segment or
+#: a grade and its choice questions two options or more; a plan's owner is an active user; a
+#: period (start, end) ends on or after its start; a campaign's plan is checked as a whole: the
+#: period ordered, the offer's fields matching its kind, a budget with a known cost per offer; a
+#: complaint's follow-up visit lies within the last 7 days or the coming year, and filing one
+#: passes the service desk's own checks of the ticket it opens; an after-sales request's order
+#: belongs to its customer, its lines to the order, each quantity within what is still free, and
+#: approving one outside the policy names the exception's reason): a
 #: schema-valid request may rightly get a 422 there, so "valid data is accepted" is not checked
 #: for them. Every other check (no 5xx, documented statuses, bodies that match the spec) still is.
 BUSINESS_VALIDATED = {
@@ -51,7 +60,53 @@ BUSINESS_VALIDATED = {
     ("PATCH", "/api/marketing/coupon-templates/{template_id}"),
     ("POST", "/api/marketing/coupon-templates/{template_id}/issue"),
     ("POST", "/api/marketing/coupons/{code}/redeem"),
+    ("POST", "/api/marketing/campaigns"),
+    ("PATCH", "/api/marketing/campaigns/{campaign_id}"),
+    ("GET", "/api/satisfaction/csat"),
+    ("GET", "/api/satisfaction/csat/summary"),
+    ("GET", "/api/satisfaction/service-kpis"),
+    ("POST", "/api/satisfaction/surveys"),
+    ("PUT", "/api/satisfaction/surveys/{survey_id}"),
+    ("POST", "/api/satisfaction/plans"),
+    ("POST", "/api/complaints"),
+    ("POST", "/api/complaints/{complaint_id}/schedule-follow-up"),
+    ("POST", "/api/aftersales/returns"),
+    ("POST", "/api/aftersales/returns/{request_id}/approve"),
+    ("POST", "/api/aftersales/returns/{request_id}/decide-appeal"),
+    # the service desk: a grade or assignee filter that names nothing, an unknown escalation
+    # team, an order number not of that customer, a body that is not mail, no contact at all
+    ("GET", "/api/service/tickets"),
+    ("POST", "/api/service/tickets"),
+    ("POST", "/api/service/tickets/{ticket_id}/escalate"),
+    ("POST", "/api/service/inbound"),
+    ("POST", "/api/service/inbound/email"),
+    ("POST", "/api/service/chat/start"),
+    # care: a grade's row is checked as a whole (a coupon needs its greeting, a coupon template
+    # must exist and be able to issue); the calendar knows the festivals of 1901-2099 only
+    ("PUT", "/api/care/policy/{grade}"),
+    ("GET", "/api/care/upcoming"),
+    # a win-back programme is checked as a whole: the offer's fields matching its kind (a
+    # coupon needs a template, only a points offer gives points), a high-value offer saying
+    # who is high value, a cool-down at least the measurement window, a threshold still above
+    # 0 at a thousandth's precision
+    ("POST", "/api/marketing/winback-programmes"),
+    ("PATCH", "/api/marketing/winback-programmes/{programme_id}"),
+    # certification: a business names a trade staff defined (its code must exist); a change's
+    # evidence is a PDF, JPEG or PNG by its content, added while the change waits
+    ("POST", "/api/certification/applications"),
+    ("PATCH", "/api/certification/applications/{application_id}"),
+    ("POST", "/api/certification/changes/{request_id}/documents"),
+    # a new level's code is free and its fallback of the same kind with a lower rank
+    ("POST", "/api/certification/levels"),
 }
+
+
+@pytest.fixture(autouse=True)
+def _service_webhook_configured(settings: Any) -> None:
+    """Unconfigured, the connectors' webhook rightly answers 503; configured, the fuzzer's
+    unsigned requests must get its documented 401/422."""
+    settings.PATRON_SERVICE_WEBHOOK_SECRET = "fuzz-secret"
+
 
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", application)
 
@@ -71,6 +126,18 @@ def token(db: None) -> Iterator[str]:
         signals.request_finished.connect(close_old_connections)
 
 
+@functools.cache
+def _array_parameters() -> dict[tuple[str, str], set[str]]:
+    """(method, path) -> the query parameters the spec declares as arrays."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for path, operations in schema.raw_schema["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and parameter["schema"].get("type") == "array":
+                    found.setdefault((method.upper(), path), set()).add(parameter["name"])
+    return found
+
+
 @pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -78,4 +145,22 @@ def test_api_conforms_to_its_spec(case: schemathesis.Case, token: str) -> None:
     excluded = (
         [positive_data_acceptance] if (case.method.upper(), case.path) in BUSINESS_VALIDATED else []
     )
+    # The query as the server reads it, so the fuzzer judges that one (assigning makes it
+    # re-validate the case): a value of null, [] or {} is no parameter at all, and a list for a
+    # parameter that is not an array is that parameter repeated, of which Django reads the last.
+    # CI saw ?customer_id=[] sent as nothing, and ?category=x&category=false read as "false",
+    # each answered 200 and called "accepted".
+    if isinstance(case.query, dict):
+        arrays = _array_parameters().get((case.method.upper(), case.path), set())
+        wire = {}
+        for name, value in case.query.items():
+            if value is None or value == [] or value == {}:
+                continue
+            if isinstance(value, list) and name not in arrays:
+                value = value[-1]
+                if value is None or value == [] or value == {}:
+                    continue
+            wire[name] = value
+        if wire != case.query:
+            case.query = wire
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, excluded_checks=excluded)

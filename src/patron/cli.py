@@ -15,10 +15,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from patron.aftersales.cli import aftersales_app
+from patron.care.cli import care_app
 from patron.clikit import django_setup, require_migrated
+from patron.complaints.cli import complaints_app
+from patron.knowledge.cli import knowledge_app
 from patron.loyalty.cli import loyalty_app
 from patron.marketing.cli import marketing_app
 from patron.outbox.cli import outbox_app
+from patron.recommend.cli import recommend_app
+from patron.satisfaction.cli import satisfaction_app
+from patron.service.cli import service_app
 
 app = typer.Typer(
     help="Patron: customer quality platform for e-commerce merchants.",
@@ -45,7 +52,14 @@ certification_app = typer.Typer(
 app.add_typer(certification_app, name="certification")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(loyalty_app, name="loyalty")
+app.add_typer(recommend_app, name="recommend")
 app.add_typer(marketing_app, name="marketing")
+app.add_typer(care_app, name="care")
+app.add_typer(satisfaction_app, name="satisfaction")
+app.add_typer(complaints_app, name="complaints")
+app.add_typer(aftersales_app, name="aftersales")
+app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(service_app, name="service")
 console = Console(stderr=True)
 
 ADAPTERS = ("olist", "taobao", "cdnow")
@@ -320,6 +334,101 @@ def _demo_loyalty_and_certification(as_of: datetime, *, seed: int) -> None:
         f"certification: {made.certified} certified, {made.waiting} waiting for review, "
         f"{made.returned} sent back"
     )
+    from patron.demo.campaigns import demo_campaign
+
+    placebo = demo_campaign(as_of=as_of, seed=seed)
+    if placebo.uplift is not None:
+        console.print(
+            f"campaign {placebo.campaign_id} (placebo, nothing sent): {placebo.treatment:,} "
+            f"treated, {placebo.holdout:,} held out; repurchase uplift {placebo.uplift:+.3f}, "
+            f"95 % interval [{placebo.low:+.3f}, {placebo.high:+.3f}]"
+        )
+    from patron.knowledge.services import knowledge_seed
+
+    faq = knowledge_seed()
+    console.print(f"FAQ: {faq.created} articles added, {faq.existing} there already")
+
+
+def _demo_complaints(as_of: datetime, *, seed: int) -> None:
+    """Complaints in every stage on the demo's complaint tickets; complaint-risk scores."""
+    from patron.complaints.risk import complaint_risk_refresh
+    from patron.demo.complaints import demo_complaints
+
+    made = demo_complaints(seed=seed, as_of=as_of)
+    console.print(
+        f"complaints: {made.recorded} taken through the workflow ("
+        + ", ".join(f"{stage} {count}" for stage, count in made.by_stage.items())
+        + ")"
+    )
+    run = complaint_risk_refresh(as_of=as_of + timedelta(seconds=1))
+    auc = run.metrics.get("auc")
+    console.print(
+        f"complaint risk: {run.tickets_scored:,} open tickets scored ({run.method}"
+        + (f", holdout AUC {auc:.3f}" if auc is not None else "")
+        + ")"
+    )
+
+
+def _demo_desk(*, seed: int) -> None:
+    """The service desk alive: agents and today's tickets with their SLA clocks."""
+    from patron.demo.desk import demo_desk
+
+    desk = demo_desk(seed=seed)
+    console.print(
+        f"service desk: {desk.opened} live tickets ({desk.answered_by_faq} answered by the FAQ, "
+        f"{desk.replied} replied, {desk.solved} solved, {desk.escalated} escalated on a missed "
+        f"SLA); agents {', '.join(desk.agents)}"
+    )
+
+
+def _demo_aftersales(*, seed: int) -> None:
+    """After-sales requests in every state; parcels with their scans and exceptions."""
+    from patron.demo.aftersales_desk import demo_aftersales
+
+    made = demo_aftersales(seed=seed)
+    console.print(
+        f"after-sales: {made.requests} requests ({made.outside_policy} outside the policy); "
+        f"{made.shipments} parcels tracked, {made.exceptions} logistics exceptions"
+    )
+
+
+def _demo_satisfaction(*, seed: int) -> None:
+    """CSAT on the solved tickets, a quarterly survey with answers, suggestions and plans."""
+    from patron.demo.satisfaction import demo_satisfaction
+
+    made = demo_satisfaction(seed=seed)
+    console.print(
+        f"satisfaction: CSAT asked on {made.asked} solved tickets, {made.answered} answered; "
+        f"survey sent to {made.invited} core customers, {made.survey_answers} answered; "
+        f"{made.suggestions} suggestions, {made.plans} improvement plans"
+    )
+
+
+def _demo_marketing(as_of: datetime, *, seed: int) -> None:
+    """Suggested products, care for the last day by the measures per grade, and the win-back
+    programme replayed as a placebo 90 days before the end of the history."""
+    from patron.demo.care import demo_care
+    from patron.demo.winback import demo_winback
+    from patron.recommend.services import recommendations_refresh
+
+    made = recommendations_refresh(as_of=as_of + timedelta(seconds=1))
+    console.print(
+        f"recommendations: {made.suggestions:,} suggestions for {made.customers:,} customers "
+        f"({made.personal:,} from what was bought together)"
+    )
+    care = demo_care(as_of=as_of)
+    console.print(
+        f"care on {care.day}: {care.birthday_greetings} birthday and {care.holiday_greetings} "
+        f"holiday greetings ({care.coupons} coupons), {care.visits} follow-up visits, "
+        f"{care.not_sent} not sent"
+    )
+    winback = demo_winback(as_of=as_of, seed=seed)
+    if winback.uplift is not None and winback.low is not None and winback.high is not None:
+        console.print(
+            f"win-back programme {winback.programme_id} (placebo, nothing sent): "
+            f"{winback.treatment:,} treated, {winback.holdout:,} held out; reactivation uplift "
+            f"{winback.uplift:+.3f}, 95 % interval [{winback.low:+.3f}, {winback.high:+.3f}]"
+        )
 
 
 @app.command()
@@ -383,6 +492,11 @@ def demo(
         f"insights: {sum(filled.months.values()):,} metric-months filled in {filled.seconds:.1f} s"
     )
     _demo_loyalty_and_certification(manifest.as_of, seed=seed)
+    _demo_complaints(manifest.as_of, seed=seed)
+    _demo_desk(seed=seed)
+    _demo_aftersales(seed=seed)
+    _demo_satisfaction(seed=seed)
+    _demo_marketing(manifest.as_of, seed=seed)
     from patron.insight.correlations import correlations_run
 
     correlations_run(as_of=manifest.as_of.date())
@@ -1050,8 +1164,9 @@ def certification_reverify(
         ),
     ] = None,
 ) -> None:
-    """Remind customers whose certification expires soon (once) and end the expired ones (the
-    daily job does this)."""
+    """Remind customers whose certification expires soon (once); at expiry, downgrade to the
+    level's fallback when the customer still meets it, else end the certification (the daily
+    job does this)."""
     _django()
     from django.utils import timezone
 
@@ -1059,8 +1174,18 @@ def certification_reverify(
 
     _migrate()
     result = certifications_reverify(now=timezone.make_aware(as_of) if as_of else None)
-    console.print(f"reminded {result.reminded}, expired {result.expired}")
-    print(json.dumps({"reminded": result.reminded, "expired": result.expired}))
+    console.print(
+        f"reminded {result.reminded}, expired {result.expired}, downgraded {result.downgraded}"
+    )
+    print(
+        json.dumps(
+            {
+                "reminded": result.reminded,
+                "expired": result.expired,
+                "downgraded": result.downgraded,
+            }
+        )
+    )
 
 
 @certification_app.command("levels")
@@ -1079,7 +1204,8 @@ def certification_levels(
         print(json.dumps([asdict(level) for level in levels], ensure_ascii=False))
         return
     table = Table(title="certification levels", title_justify="left")
-    for column in ("code", "name", "kind", "credit ≥", "orders ≥", "documents", "valid days"):
+    columns = ("code", "name", "kind", "credit ≥", "orders ≥", "documents", "valid days")
+    for column in (*columns, "falls back to"):
         table.add_column(column)
     for level in levels:
         table.add_row(
@@ -1090,6 +1216,7 @@ def certification_levels(
             str(level.min_paid_orders),
             ", ".join(level.required_documents),
             str(level.validity_days),
+            level.fallback or "–",
         )
     Console().print(table)
 

@@ -9,6 +9,8 @@
 - ``EMAIL_HOST`` (and ``EMAIL_PORT``, ``EMAIL_HOST_USER``, …), ``PATRON_OUTBOX_ADAPTERS``,
   ``PATRON_OUTBOX_WEBHOOK_URL``/``_SECRET``, ``PATRON_PUBLIC_URL``: messages to customers;
   see docs/outbox.md
+- ``PATRON_SERVICE_WEBHOOK_SECRET``, ``PATRON_MAIL_INBOX``: the service desk's channels; see
+  docs/service-channels.md
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ INSTALLED_APPS = [
     "patron.customer",
     "patron.commerce",
     "patron.service",
+    "patron.knowledge",
+    "patron.complaints",
+    "patron.aftersales",
+    "patron.satisfaction",
     "patron.ingest",
     "patron.scoring",
     "patron.risk",
@@ -49,6 +55,8 @@ INSTALLED_APPS = [
     "patron.outbox",
     "patron.loyalty",
     "patron.marketing",
+    "patron.care",
+    "patron.recommend",
     "patron.certification",
     "patron.jobs",
     "patron.web",
@@ -210,6 +218,11 @@ PATRON_OUTBOX_WEBHOOK_URL = os.environ.get("PATRON_OUTBOX_WEBHOOK_URL", "")
 PATRON_OUTBOX_WEBHOOK_SECRET = os.environ.get("PATRON_OUTBOX_WEBHOOK_SECRET", "")
 # Where customers reach this site: links in messages (unsubscribe) start with it.
 PATRON_PUBLIC_URL = os.environ.get("PATRON_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# The service desk's channels (docs/service-channels.md): the connectors' webhook secret (empty:
+# the webhook answers 503) and the folder of inbound .eml files the mail poll reads.
+PATRON_SERVICE_WEBHOOK_SECRET = os.environ.get("PATRON_SERVICE_WEBHOOK_SECRET", "")
+PATRON_MAIL_INBOX = Path(os.environ.get("PATRON_MAIL_INBOX") or HOME / "mail" / "inbox")
 
 LOGGING = {
     "version": 1,

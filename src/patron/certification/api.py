@@ -14,10 +14,10 @@ duties, 404 unknown record, 409 a step the record's state does not allow, 422 in
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -25,7 +25,7 @@ from django.utils.http import content_disposition_header
 from ninja import File, Form, Query, Router, Schema, UploadedFile
 from pydantic import AfterValidator, Field, field_validator
 
-from patron.apitext import NO_NUL, SLUG, TEXT
+from patron.apitext import NO_NUL, SLUG, TEXT, DateText
 from patron.certification import selectors, services, tokens
 from patron.certification.models import Application, Certification, Document, DocumentKind
 from patron.customer.api import ErrorOut
@@ -108,6 +108,14 @@ class CertifiedProfileField(StrEnum):
 # ---------------------------------------------------------------------- levels
 
 
+class BusinessCategoryOut(Schema):
+    code: str
+    name: str = Field(description="Chinese name shown to applicants")
+    name_en: str
+    required_permits: list[str] = Field(description="Permits a shop in this trade must list")
+    is_active: bool
+
+
 class CertificationLevelOut(Schema):
     code: str
     name: str = Field(description="Chinese name shown to customers")
@@ -122,12 +130,18 @@ class CertificationLevelOut(Schema):
     required_documents: list[str]
     validity_days: int
     remind_days: int = Field(description="The customer is reminded this many days before expiry")
+    fallback: str | None = Field(
+        description="The code of the lower level the customer keeps at expiry if they still "
+        "meet it and its validity, counted from the original decision, has not run out "
+        "(null: the certification ends)"
+    )
     is_active: bool
 
 
 class CertificationLevelIn(Schema):
-    """Only the fields given change (null or absent: unchanged, except ``min_credit_score``,
-    whose null removes the minimum); the audit log keeps old and new values."""
+    """Only the fields given change (null or absent: unchanged, except ``min_credit_score``
+    and ``fallback``, whose null removes the minimum or the fallback); the audit log keeps old
+    and new values."""
 
     name: str | None = Field(None, min_length=1, max_length=80, pattern=TEXT)
     name_en: str | None = Field(None, min_length=1, max_length=80, pattern=TEXT)
@@ -140,6 +154,13 @@ class CertificationLevelIn(Schema):
     required_documents: list[DocumentKind] | None = Field(None, max_length=len(DocumentKind.values))
     validity_days: int | None = Field(None, ge=1, le=3650)
     remind_days: int | None = Field(None, ge=0, le=365)
+    fallback: str | None = Field(
+        None,
+        min_length=1,
+        max_length=40,
+        pattern=SLUG,
+        description="A level of the same kind with a lower rank (null: none; no loops)",
+    )
     is_active: bool | None = Field(None)
 
     @field_validator("name", "name_en")
@@ -151,7 +172,7 @@ class CertificationLevelIn(Schema):
         changes = {
             name: value
             for name, value in self.model_dump(exclude_unset=True).items()
-            if value is not None or name == "min_credit_score"
+            if value is not None or name in ("min_credit_score", "fallback")
         }
         if changes.get("min_spend_12m") is not None:
             changes["min_spend_12m"] = Decimal(str(changes["min_spend_12m"])).quantize(
@@ -161,6 +182,20 @@ class CertificationLevelIn(Schema):
             changes["required_documents"] = list(
                 dict.fromkeys(str(kind) for kind in changes["required_documents"])
             )
+        return changes
+
+
+class CertificationLevelNewIn(CertificationLevelIn):
+    """A new level: its code and kind (fixed once created), its names and rank; any other
+    criterion as for an edit (absent: the default — no minimum, 365 days' validity)."""
+
+    code: str = Field(min_length=1, max_length=40, pattern=r"^[-a-z0-9_]+$")
+    applicant_kind: Literal["individual", "business"]
+
+    def changes(self) -> dict[str, Any]:
+        changes = super().changes()
+        changes.pop("code", None)
+        changes.pop("applicant_kind", None)
         return changes
 
 
@@ -175,6 +210,24 @@ def list_levels(request: HttpRequest) -> list[selectors.LevelView]:
     return selectors.level_list()
 
 
+@router.post(
+    "/levels",
+    response={201: CertificationLevelOut, **ERRORS},
+    summary="Add a level (name, name_en and rank required; a fallback of the same kind with a "
+    "lower rank; audited)",
+)
+def create_level(
+    request: HttpRequest, body: CertificationLevelNewIn
+) -> tuple[int, selectors.LevelView]:
+    level = services.level_create(
+        user=request.user,
+        code=body.code,
+        applicant_kind=body.applicant_kind,
+        changes=body.changes(),
+    )
+    return 201, _level_out(level.code)
+
+
 @router.patch(
     "/levels/{code}",
     response={200: CertificationLevelOut, **ERRORS},
@@ -185,6 +238,15 @@ def update_level(
 ) -> selectors.LevelView:
     level = services.level_update(user=request.user, code=code, changes=body.changes())
     return _level_out(level.code)
+
+
+@router.get(
+    "/business-categories",
+    response={200: list[BusinessCategoryOut], **ERRORS},
+    summary="Trades a business applicant names, with the permits each needs",
+)
+def list_business_categories(request: HttpRequest) -> list[selectors.CategoryView]:
+    return selectors.category_list()
 
 
 # ---------------------------------------------------------------------- applications
@@ -232,6 +294,7 @@ class ApplicationOut(Schema):
     birth_date: str
     id_region: str
     qualifications: list[dict[str, Any]]
+    business_category: BusinessCategoryOut | None = Field(description="The trade a business named")
     checks: list[PrecheckOut] = Field(description="Failed hard checks first, then failed soft ones")
     prechecked_at: datetime | None
     info_requested: str = Field(description="What the applicant must supply")
@@ -288,7 +351,7 @@ class ApplicationQueueParams(Schema):
 class QualificationIn(Schema):
     name: str = Field(min_length=1, max_length=200, pattern=TEXT)
     number: str = Field(min_length=1, max_length=100, pattern=TEXT)
-    valid_until: date | None = None
+    valid_until: DateText | None = None
 
     @field_validator("name", "number")
     @classmethod
@@ -304,13 +367,20 @@ class ApplicantIn(Schema):
     real_name: str = _free(100)
     id_number: str = _free(40, "Resident ID number (18 characters)")
     phone: str = _free(40)
-    birth_date: date | None = Field(None, description="Checked against the ID number")
+    birth_date: DateText | None = Field(None, description="Checked against the ID number")
     id_region: str = _free(40, "Province of household registration, checked against the ID")
     company_name: str = _free(200)
     credit_code: str = _free(40, "Unified social credit code (18 characters)")
     legal_rep_name: str = _free(100)
     legal_rep_id_number: str = _free(40)
     qualifications: list[QualificationIn] = Field(default_factory=list, max_length=20)
+    business_category: str = Field(
+        "",
+        max_length=40,
+        pattern=r"^[-a-zA-Z0-9_]*$",
+        description="Businesses: the trade's code (GET /business-categories); its permits must "
+        "be listed under qualifications, with a copy uploaded. Empty: not stated",
+    )
 
     @field_validator(
         "real_name",
@@ -352,13 +422,14 @@ class ApplicationPatchIn(Schema):
     real_name: str | None = Field(None, max_length=100, pattern=NO_NUL)
     id_number: str | None = Field(None, max_length=40, pattern=NO_NUL)
     phone: str | None = Field(None, max_length=40, pattern=NO_NUL)
-    birth_date: date | None = None
+    birth_date: DateText | None = None
     id_region: str | None = Field(None, max_length=40, pattern=NO_NUL)
     company_name: str | None = Field(None, max_length=200, pattern=NO_NUL)
     credit_code: str | None = Field(None, max_length=40, pattern=NO_NUL)
     legal_rep_name: str | None = Field(None, max_length=100, pattern=NO_NUL)
     legal_rep_id_number: str | None = Field(None, max_length=40, pattern=NO_NUL)
     qualifications: list[QualificationIn] | None = Field(None, max_length=20)
+    business_category: str | None = Field(None, max_length=40, pattern=r"^[-a-zA-Z0-9_]*$")
 
     @field_validator(
         "real_name",
@@ -493,6 +564,13 @@ def _document_out(document: Document) -> dict[str, Any]:
     }
 
 
+def _upload(file: UploadedFile) -> dict[str, Any]:
+    """An uploaded file's name and bytes, its size checked before it is read into memory."""
+    if file.size is not None:
+        services.document_size_check(filename=file.name or "", size=file.size)
+    return {"filename": file.name or "", "content": file.read()}
+
+
 @router.post(
     "/applications/{application_id}/documents",
     response={201: CertificationDocumentOut, **ERRORS},
@@ -504,14 +582,8 @@ def upload_document(
     kind: Form[DocumentKind],
     file: File[UploadedFile],
 ) -> tuple[int, dict[str, Any]]:
-    if file.size is not None:  # before reading a large upload into memory
-        services.document_size_check(filename=file.name or "", size=file.size)
     document = services.document_add(
-        user=request.user,
-        application_id=application_id,
-        kind=str(kind),
-        filename=file.name or "",
-        content=file.read(),
+        user=request.user, application_id=application_id, kind=str(kind), **_upload(file)
     )
     return 201, _document_out(document)
 
@@ -645,6 +717,15 @@ class CertificationOut(Schema):
     granted_at: datetime
     expires_at: datetime
     fields: list[str] = Field(description="The verified fields (their values are not shown)")
+    downgraded_from: str | None = Field(
+        None,
+        description="The code of the level that expired, when this certification is its "
+        "fallback (a downgrade at expiry); null otherwise",
+    )
+
+    @staticmethod
+    def resolve_downgraded_from(obj: selectors.CertificationView) -> str | None:
+        return obj.downgraded_from.code if obj.downgraded_from is not None else None
 
 
 class ApplicantLinkOut(Schema):
@@ -697,6 +778,9 @@ class ChangeRequestOut(Schema):
     decided_by: str
     decided_at: datetime | None
     decision_reason: str
+    documents: list[CertificationDocumentOut] = Field(
+        description="Evidence of the change (the reissued licence, the new ID card)"
+    )
 
 
 class ChangeRequestParams(Schema):
@@ -788,6 +872,36 @@ def reject_change(
 ) -> selectors.ChangeView:
     services.change_request_reject(user=request.user, request_id=request_id, reason=body.reason)
     return selectors.change_request_detail(user=request.user, request_id=request_id)
+
+
+@router.post(
+    "/changes/{request_id}/withdraw",
+    response={200: ChangeRequestOut, **ERRORS},
+    summary="Withdraw a change still waiting for review (then a corrected one can be filed)",
+)
+def withdraw_change(
+    request: HttpRequest, request_id: int, body: CertificationReasonIn
+) -> selectors.ChangeView:
+    services.change_request_withdraw(user=request.user, request_id=request_id, reason=body.reason)
+    return selectors.change_request_detail(user=request.user, request_id=request_id)
+
+
+@router.post(
+    "/changes/{request_id}/documents",
+    response={201: CertificationDocumentOut, **ERRORS},
+    summary="Attach the evidence a change needs while it waits (e.g. the reissued business "
+    "licence for a new company name); approval waits for it",
+)
+def upload_change_document(
+    request: HttpRequest,
+    request_id: int,
+    kind: Form[DocumentKind],
+    file: File[UploadedFile],
+) -> tuple[int, dict[str, Any]]:
+    document = services.change_document_add(
+        user=request.user, request_id=request_id, kind=str(kind), **_upload(file)
+    )
+    return 201, _document_out(document)
 
 
 # ---------------------------------------------------------------------- certifications

@@ -66,6 +66,16 @@ def is_chinese() -> bool:
     return (translation.get_language() or "").startswith("zh")
 
 
+def document_kinds() -> list[tuple[str, str]]:
+    """Every kind of document with its label in the page's language (the upload rows)."""
+    return [(kind, document_label(kind)) for kind in rules.DOCUMENT_LABELS]
+
+
+def change_documents() -> dict[str, str]:
+    """Each certified field with the document a change of it needs, as labels."""
+    return {name: document_label(kind) for name, kind in rules.CHANGE_DOCUMENTS.items()}
+
+
 def document_label(kind: str) -> str:
     labels = rules.DOCUMENT_LABELS.get(kind)
     if labels is None:
@@ -79,6 +89,21 @@ def level_label(level: Any) -> str:
     zh = getattr(level, "name", None) or getattr(level, "level_name", "")
     en = getattr(level, "name_en", None) or getattr(level, "level_name_en", "")
     return str(zh if is_chinese() else en or zh)
+
+
+@dataclass(frozen=True)
+class CategoryChoice:
+    code: str
+    label: str
+    permits: str  # the permits it needs, for the form's hint
+
+
+def category_choices() -> list[CategoryChoice]:
+    """The trades on offer, in the page's language, each with the permits it needs."""
+    return [
+        CategoryChoice(c.code, level_label(c), "、".join(c.required_permits))
+        for c in selectors.category_list(active_only=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -147,6 +172,7 @@ class ApplicationForm:
     values: dict[str, str] = field(default_factory=dict)
     masked: dict[str, str] = field(default_factory=dict)
     qualifications: list[dict[str, str]] = field(default_factory=_empty_qualifications)
+    business_category: str = ""  # a trade's code
     application_id: int | None = None
     status: str = ""
     documents: list[selectors.DocumentView] = field(default_factory=list)
@@ -170,6 +196,7 @@ class ApplicationForm:
             level=data.get("level", "").strip(),
             values={name: data.get(name, "").strip() for name in TEXT_FIELDS},
             qualifications=rows,
+            business_category=data.get("business_category", "").strip(),
             application_id=_whole(application, "application") if application else None,
         )
 
@@ -184,6 +211,7 @@ class ApplicationForm:
         birth_date: str,
         id_region: str,
         qualifications: Sequence[Mapping[str, Any]],
+        business_category: str,
         documents: Sequence[selectors.DocumentView],
         checks: Sequence[selectors.CheckView],
         info_requested: str,
@@ -207,6 +235,7 @@ class ApplicationForm:
             values=values,
             masked=masked,
             qualifications=rows,
+            business_category=business_category,
             application_id=application_id,
             status=status,
             documents=list(documents),
@@ -241,13 +270,14 @@ class ApplicationForm:
         return services.ApplicationData(
             birth_date=birth_date,
             qualifications=qualifications,
+            business_category=self.business_category if kind == "business" else "",
             **text,
         )
 
     def fail(self, error: PatronError) -> None:
         self.error = error.message
         head = error.message.split(":", 1)[0].strip()
-        if head in TEXT_FIELDS or head == "level":
+        if head in TEXT_FIELDS or head in {"level", "business_category"}:
             self.invalid.add(head)
         elif head.startswith("qualification"):
             self.invalid.add("qualifications")
@@ -333,6 +363,38 @@ def application_save(
             user=user, application_id=application.pk, applicant_customer_id=applicant_customer_id
         )
     return application
+
+
+@transaction.atomic
+def change_save(
+    *,
+    user: Any,
+    customer_id: int,
+    changes: Mapping[str, str],
+    reason: str,
+    uploads: Sequence[Upload],
+    source: str,
+    applicant_customer_id: int | None = None,
+) -> Any:
+    """File a change with its evidence as one transaction: a refused upload files nothing."""
+    request = services.change_request_file(
+        user=user,
+        customer_id=customer_id,
+        changes=changes,
+        reason=reason,
+        source=source,
+        applicant_customer_id=applicant_customer_id,
+    )
+    for upload in uploads:
+        services.change_document_add(
+            user=user,
+            request_id=request.pk,
+            kind=upload.kind,
+            filename=upload.filename,
+            content=upload.content,
+            applicant_customer_id=applicant_customer_id,
+        )
+    return request
 
 
 def document_response(document: selectors.DocumentContent) -> HttpResponse:

@@ -35,7 +35,8 @@ class CertificationLevel(models.Model):
     """A level a certification grants, with its criteria as data staff edit (R-H2).
 
     The criteria are checked twice: as soft pre-checks shown to the reviewer when the
-    application comes in, and again when the reviewer approves (data may have changed).
+    application comes in, and again when the reviewer approves (data may have changed) — and a
+    third time for the ``fallback`` level when a certification of this one expires (R-H3).
     """
 
     code = models.SlugField(max_length=40, unique=True)
@@ -53,11 +54,45 @@ class CertificationLevel(models.Model):
     remind_days = models.PositiveIntegerField(
         default=30, help_text="Remind the customer this many days before expiry"
     )
+    fallback = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="At expiry the customer keeps this lower level (of the same kind) if they "
+        "still meet it and its validity, counted from the original decision, has not run out",
+    )
     is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["applicant_kind", "rank"]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.name_en}"
+
+
+class BusinessCategory(models.Model):
+    """A trade a business sells in, with the permits the law asks of it (食品经营许可证 to sell
+    food): data staff edit. A business application that names its trade must list each of
+    these permits, with its number and validity, and upload a copy — a hard pre-check, run again
+    when the certification is re-verified, so a permit added here later is asked for then."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80, help_text="Chinese name shown to applicants")
+    name_en = models.CharField(max_length=80)
+    required_permits = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Names of the permits the trade needs, as on the permit, e.g. ["食品经营许可证"]',
+    )
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "business categories"
 
     def __str__(self) -> str:
         return f"{self.name} {self.name_en}"
@@ -99,6 +134,14 @@ class Application(models.Model):
     legal_rep_name = EncryptedTextField()
     legal_rep_id_number = EncryptedTextField()
     legal_rep_id_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    business_category = models.ForeignKey(
+        BusinessCategory,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The trade a business sells in: says which permits it must list",
+    )
     qualifications = models.JSONField(
         default=list, blank=True, help_text="[{name, number, valid_until}] permits for the trade"
     )
@@ -142,12 +185,15 @@ class Application(models.Model):
 
 
 class Certification(models.Model):
-    """A level granted to a customer until it expires, is revoked or superseded. One active
-    certification per customer; ``profile`` holds the verified facts (encrypted JSON)."""
+    """A level granted to a customer until it expires, is downgraded, revoked or superseded.
+    One active certification per customer; ``profile`` holds the verified facts (encrypted
+    JSON). A downgrade at expiry ends one certification and grants its level's fallback in a
+    new one that ``replaces`` it (same application, same facts)."""
 
     class Status(models.TextChoices):
         ACTIVE = "active", "有效 Active"
         EXPIRED = "expired", "已过期 Expired"
+        DOWNGRADED = "downgraded", "已降级 Downgraded"
         REVOKED = "revoked", "已撤销 Revoked"
         SUPERSEDED = "superseded", "已替换 Superseded"
 
@@ -164,6 +210,14 @@ class Certification(models.Model):
     granted_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     reminded_at = models.DateTimeField(null=True, blank=True)
+    replaces = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="replaced_by",
+        help_text="The certification this one replaced when it was downgraded at expiry",
+    )
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.TextField(blank=True)
 

@@ -57,6 +57,7 @@ def _form_for(view: selectors.ApplicantView) -> forms.ApplicationForm | None:
                 birth_date=application.birth_date,
                 id_region=application.id_region,
                 qualifications=application.qualifications,
+                business_category=application.business_category,
                 documents=application.documents,
                 checks=application.failed_checks,
                 info_requested=application.info_requested,
@@ -104,16 +105,28 @@ def _act(request: HttpRequest, customer_id: int, action: str, state: dict[str, A
         values = {name: data.get(name, "").strip() for name in names}
         state["change_values"] = values
         state["change_reason"] = data.get("reason", "")
-        services.change_request_file(
+        forms.change_save(
             user=None,
             customer_id=customer_id,
             changes={name: value for name, value in values.items() if value},
             reason=state["change_reason"],
+            uploads=forms.uploads_from(data, request.FILES),
             source="public",
             applicant_customer_id=customer_id,
         )
         return _("Your change request is filed: the shop checks it before it takes effect.")
-    raise ValidationFailed(f"action: one of draft, submit, withdraw, change; got '{action}'")
+    if action == "withdraw_change":
+        state["withdraw_change_reason"] = data.get("reason", "")
+        services.change_request_withdraw(
+            user=None,
+            request_id=_whole(data.get("request", ""), "request"),
+            reason=state["withdraw_change_reason"],
+            applicant_customer_id=customer_id,
+        )
+        return _("Your change request is withdrawn: you can ask for the right change now.")
+    raise ValidationFailed(
+        f"action: one of draft, submit, withdraw, change, withdraw_change; got '{action}'"
+    )
 
 
 @never_cache
@@ -160,11 +173,14 @@ def applicant_page(request: HttpRequest, token: str) -> HttpResponse:
         "failure": failure,
         "failed_action": state.get("failed_action", ""),
         "withdraw_reason": state.get("withdraw_reason", ""),
+        "withdraw_change_reason": state.get("withdraw_change_reason", ""),
         "change_values": state.get("change_values", {}),
         "change_reason": state.get("change_reason", ""),
         "certified_fields": certified_fields,
         "levels": levels,
-        "document_kinds": [(kind, forms.document_label(kind)) for kind in rules.DOCUMENT_LABELS],
+        "categories": forms.category_choices(),
+        "change_documents": forms.change_documents(),
+        "document_kinds": forms.document_kinds(),
         "document_rows": forms.document_defaults(form, levels) if form else [],
         "live": next((a for a in view.applications if a.status in rules.LIVE_APPLICATION), None),
     }

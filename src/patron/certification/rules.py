@@ -1,6 +1,8 @@
-"""Pure rules of certification: the state machines, the automatic pre-checks and the level
-criteria. Nothing here touches the database; ``patron.certification.services`` gathers the
-facts and applies these rules inside transactions, so the API, the pages and the CLI agree.
+"""Pure rules of certification: the state machines, the automatic pre-checks, the level
+criteria, the levels' fallbacks and what becomes of a certification at expiry (a downgrade to
+the fallback, or its end). Nothing here touches the database;
+``patron.certification.services`` gathers the facts and applies these rules inside
+transactions, so the API, the pages and the CLI agree.
 
 Pre-checks come in two strengths. A **hard** check is about the application itself (a wrong
 check digit, a birth date that does not match the ID, a missing document): it sends the
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -53,10 +55,18 @@ APPLICATION_TRANSITIONS: dict[str, dict[str, str]] = {
     "withdrawn": {},
 }
 
-#: Certification status -> {action: next status}.
+#: Certification status -> {action: next status}. At expiry a certification either ends
+#: (``expire``) or, when its level's fallback level still holds, is ``downgrade``d: it ends and
+#: a new certification of the fallback level replaces it (``expiry_outcome`` decides which).
 CERTIFICATION_TRANSITIONS: dict[str, dict[str, str]] = {
-    "active": {"expire": "expired", "revoke": "revoked", "supersede": "superseded"},
+    "active": {
+        "expire": "expired",
+        "downgrade": "downgraded",
+        "revoke": "revoked",
+        "supersede": "superseded",
+    },
     "expired": {},
+    "downgraded": {},
     "revoked": {},
     "superseded": {},
 }
@@ -131,6 +141,104 @@ DEFAULT_LEVELS: tuple[dict[str, Any], ...] = (
         "requires_no_restrictions": True,
     },
 )
+#: The trades Patron ships with and the permits PRC law asks of a shop selling in them
+#: (editable data, seeded once; a trade not listed here needs no permit beyond the licence).
+DEFAULT_CATEGORIES: tuple[dict[str, Any], ...] = (
+    {
+        "code": "general",
+        "name": "一般商品",
+        "name_en": "General merchandise",
+        "required_permits": [],
+    },
+    {
+        "code": "food",
+        "name": "食品",
+        "name_en": "Food",
+        "required_permits": ["食品经营许可证"],
+    },
+    {
+        "code": "pharmaceuticals",
+        "name": "药品",
+        "name_en": "Pharmaceuticals",
+        "required_permits": ["药品经营许可证"],
+    },
+    {
+        "code": "medical_devices",
+        "name": "医疗器械",
+        "name_en": "Medical devices",
+        "required_permits": ["医疗器械经营许可证"],
+    },
+    {
+        "code": "publications",
+        "name": "出版物",
+        "name_en": "Books and publications",
+        "required_permits": ["出版物经营许可证"],
+    },
+    {
+        "code": "hazardous_chemicals",
+        "name": "危险化学品",
+        "name_en": "Hazardous chemicals",
+        "required_permits": ["危险化学品经营许可证"],
+    },
+)
+#: The default levels' fallbacks (level code -> the lower level it falls back to at expiry):
+#: a trusted customer who is no longer trusted is still a verified identity; a business has
+#: nothing below it. Kept apart from ``DEFAULT_LEVELS``, which the first data migration reads
+#: before the field existed.
+DEFAULT_FALLBACKS: dict[str, str] = {"trusted": "identity"}
+
+
+@dataclass(frozen=True)
+class LevelLink:
+    """A level's place among the others: what ``fallback_faults`` needs to know."""
+
+    code: str
+    applicant_kind: str
+    rank: int
+    fallback: str | None = None
+
+
+def fallback_faults(levels: Iterable[LevelLink], *, edited: str) -> list[str]:
+    """What is wrong with the fallbacks once level ``edited`` has its new values, each fault
+    naming the edited level and the field to change (``level trusted.fallback: …``). A fallback
+    is another level of the same kind with a lower rank, so that following fallbacks always
+    ends (no loops) and a downgrade is always a step down. Empty: nothing is wrong."""
+    by_code = {level.code: level for level in levels}
+    level = by_code[edited]
+    faults: list[str] = []
+    where = f"level {edited}.fallback"
+    if level.fallback is not None:
+        target = by_code.get(level.fallback)
+        if target is None:
+            faults.append(f"{where}: there is no level {level.fallback!r}")
+        elif target.code == level.code:
+            faults.append(f"{where}: a level cannot fall back to itself")
+        else:
+            chain = [level.code]
+            step: LevelLink | None = target
+            while step is not None and step.code not in chain:
+                chain.append(step.code)
+                step = by_code.get(step.fallback) if step.fallback else None
+            if step is not None:
+                loop = " → ".join([*chain, step.code])
+                faults.append(f"{where}: the fallbacks would loop ({loop})")
+            if target.applicant_kind != level.applicant_kind:
+                faults.append(
+                    f"{where}: {target.code} is a level for {target.applicant_kind} customers, "
+                    f"{edited} for {level.applicant_kind} customers"
+                )
+            if target.rank >= level.rank:
+                faults.append(
+                    f"{where}: {target.code} must have a lower rank than {edited} ({level.rank}); "
+                    f"it has {target.rank}"
+                )
+    for other in sorted(by_code.values(), key=lambda lv: lv.code):
+        if other.fallback == edited and other.code != edited and level.rank >= other.rank:
+            faults.append(
+                f"level {edited}.rank: {level.rank} must stay below the rank of {other.code} "
+                f"({other.rank}), which falls back to {edited}"
+            )
+    return faults
 
 
 # ---------------------------------------------------------------------- what is checked
@@ -215,6 +323,9 @@ class ApplicationInput:
     legal_rep_id_number: str = ""
     qualifications: Sequence[Mapping[str, Any]] = ()
     documents: frozenset[str] = frozenset()
+    #: The trade named ({"en", "zh-hans"} label) and the permits it needs (business only).
+    trade: Mapping[str, str] | None = None
+    required_permits: tuple[str, ...] = ()
 
 
 def _id_number_check(value: str, *, field_name: str) -> Check:
@@ -476,20 +587,7 @@ def application_checks(
                 name,
             )
         )
-    for kind in required_documents:
-        if kind not in data.documents:
-            checks.append(
-                Check(
-                    "document_missing",
-                    False,
-                    True,
-                    _reason(
-                        N_("Upload the {document}: this level requires it."),
-                        document=DOCUMENT_LABELS.get(kind, {"en": kind}),
-                    ),
-                    kind,
-                )
-            )
+    checks += document_checks(required_documents, data.documents)
     if data.kind == "individual" and "id_number" not in missing:
         check = _id_number_check(data.id_number, field_name="id_number")
         checks.append(check)
@@ -503,8 +601,94 @@ def application_checks(
                 _id_number_check(data.legal_rep_id_number, field_name="legal_rep_id_number")
             )
         checks.extend(_qualification_checks(data.qualifications, today=today))
+        checks.extend(permit_checks(data, required_documents=required_documents))
     if "phone" not in missing:
         checks.append(_phone_check(data.phone))
+    return checks
+
+
+def document_checks(required: Iterable[str], supplied: Iterable[str]) -> list[Check]:
+    """A hard check failed for each required kind of document not supplied."""
+    have = frozenset(supplied)
+    return [
+        Check(
+            "document_missing",
+            False,
+            True,
+            _reason(
+                N_("Upload the {document}: this level requires it."),
+                document=DOCUMENT_LABELS.get(kind, {"en": kind}),
+            ),
+            kind,
+        )
+        for kind in required
+        if kind not in have
+    ]
+
+
+def _permit_key(name: str) -> str:
+    """A permit's name as compared: without spaces, full-width brackets as half-width."""
+    return "".join(name.split()).translate(str.maketrans("（）", "()"))
+
+
+def permit_checks(data: ApplicationInput, *, required_documents: Iterable[str]) -> list[Check]:
+    """The permits the named trade needs: each listed among the qualifications (by name, with
+    its number; expiry is ``_qualification_checks``'s) and a copy uploaded. Nothing to check
+    when no trade, or a trade without permits, was named."""
+    if not data.required_permits:
+        return []
+    trade = data.trade or {"en": "", "zh-hans": ""}
+    listed = {
+        _permit_key(str(item.get("name", ""))): str(item.get("number", "")).strip()
+        for item in data.qualifications
+    }
+    checks = [
+        Check(
+            "permit_missing",
+            False,
+            True,
+            _reason(
+                N_(
+                    "A shop selling {trade} needs the {permit}: list it under qualifications "
+                    "with its number and validity, and upload a copy."
+                ),
+                trade=trade,
+                permit=permit,
+            ),
+            "qualifications",
+        )
+        for permit in data.required_permits
+        if not listed.get(_permit_key(permit))
+    ]
+    if "qualification" not in data.documents and "qualification" not in required_documents:
+        # (a level that requires permits already says so through its own document check)
+        checks.append(
+            Check(
+                "permit_copy_missing",
+                False,
+                True,
+                _reason(
+                    N_("Upload a copy of the {permits}: a shop selling {trade} needs it."),
+                    permits="、".join(data.required_permits),
+                    trade=trade,
+                ),
+                "qualification",
+            )
+        )
+    if not checks:
+        checks.append(
+            Check(
+                "permits_listed",
+                True,
+                True,
+                _reason(
+                    N_("Every permit a shop selling {trade} needs is listed: {permits}."),
+                    trade=trade,
+                    permits="、".join(data.required_permits),
+                ),
+                "qualifications",
+            )
+        )
     return checks
 
 
@@ -558,6 +742,8 @@ class LevelCriteria:
     min_tenure_days: int = 0
     requires_no_restrictions: bool = True
     required_documents: tuple[str, ...] = ()
+    validity_days: int = 365
+    is_active: bool = True
 
 
 @dataclass(frozen=True)
@@ -692,6 +878,150 @@ def expiry_stage(*, expires_at: Any, now: Any, remind_days: int, reminded: bool)
     if not reminded and (expires_at - now).total_seconds() <= remind_days * 86400:
         return "remind"
     return "none"
+
+
+@dataclass(frozen=True)
+class ExpiryOutcome:
+    """What becomes of an expired certification: ``downgrade`` to ``fallback`` until
+    ``expires_at``, or ``expire``. ``reason`` says why (stored, read in any language);
+    ``failed`` are the fallback's checks the customer no longer passes."""
+
+    action: str
+    reason: dict[str, Any]
+    fallback: str = ""
+    expires_at: datetime | None = None
+    failed: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def is_downgrade(self) -> bool:
+        return self.action == "downgrade"
+
+
+def expiry_outcome(
+    *,
+    level: LevelCriteria,
+    fallback: LevelCriteria | None,
+    entered: ApplicationInput,
+    facts: CustomerFacts,
+    decided_at: datetime,
+    now: datetime,
+) -> ExpiryOutcome:
+    """Re-verification at expiry (R-H3): the certification of ``level``, decided at
+    ``decided_at``, falls back to ``fallback`` when that level is still offered, its own
+    validity counted from the same decision has not run out, and the customer passes now what
+    approval would check for it — the hard checks of the certified facts (``entered``: the
+    documents on file, permits not expired) and every criterion (``facts``). Otherwise it ends.
+
+    ``decided_at`` and ``now`` are aware datetimes in the time zone the dates are told in."""
+    if fallback is None:
+        return ExpiryOutcome(
+            "expire",
+            _reason(
+                N_("Level {level} expired and names no lower level to fall back to."),
+                level=level.code,
+            ),
+        )
+    if not fallback.is_active or fallback.applicant_kind != level.applicant_kind:
+        return ExpiryOutcome(
+            "expire",
+            _reason(
+                N_("Level {level} expired; its fallback {fallback} is not offered any more."),
+                level=level.code,
+                fallback=fallback.code,
+            ),
+        )
+    until = decided_at + timedelta(days=fallback.validity_days)
+    if until <= now:
+        return ExpiryOutcome(
+            "expire",
+            _reason(
+                N_(
+                    "Level {level} expired; its fallback {fallback} ran out too, on {until} "
+                    "({days} days from the decision on {decided})."
+                ),
+                level=level.code,
+                fallback=fallback.code,
+                until=until.date().isoformat(),
+                days=fallback.validity_days,
+                decided=decided_at.date().isoformat(),
+            ),
+        )
+    checks = application_checks(
+        entered, required_documents=fallback.required_documents, today=now.date()
+    )
+    failed = tuple(c.to_json() for c in checks + criteria_checks(fallback, facts) if not c.passed)
+    if failed:
+        return ExpiryOutcome(
+            "expire",
+            _reason(
+                N_(
+                    "Level {level} expired; the customer no longer meets its fallback "
+                    "{fallback}: {count} check(s) failed."
+                ),
+                level=level.code,
+                fallback=fallback.code,
+                count=len(failed),
+            ),
+            failed=failed,
+        )
+    return ExpiryOutcome(
+        "downgrade",
+        _reason(
+            N_(
+                "Level {level} expired; the customer still meets every criterion of its "
+                "fallback {fallback}, granted until {until} ({days} days from the decision on "
+                "{decided})."
+            ),
+            level=level.code,
+            fallback=fallback.code,
+            until=until.date().isoformat(),
+            days=fallback.validity_days,
+            decided=decided_at.date().isoformat(),
+        ),
+        fallback=fallback.code,
+        expires_at=until,
+    )
+
+
+#: The document a change of a certified field comes with: the new ID card, the business
+#: licence reissued under the new name, code or representative, the new representative's ID.
+CHANGE_DOCUMENTS: dict[str, str] = {
+    "real_name": "id_front",
+    "id_number": "id_front",
+    "company_name": "business_licence",
+    "credit_code": "business_licence",
+    "legal_rep_name": "business_licence",
+    "legal_rep_id_number": "legal_rep_id",
+}
+
+
+def change_document_checks(fields: Iterable[str], supplied: Iterable[str]) -> list[Check]:
+    """A hard check failed for each document a change needs and does not have yet (a change
+    of the phone needs none)."""
+    have = frozenset(supplied)
+    needed: dict[str, list[str]] = {}
+    for name in fields:
+        kind = CHANGE_DOCUMENTS.get(name)
+        if kind is not None:
+            needed.setdefault(kind, []).append(name)
+    return [
+        Check(
+            "document_missing",
+            False,
+            True,
+            _reason(
+                N_("Upload the new {document}: a change of the {fields} needs it."),
+                document=DOCUMENT_LABELS[kind],
+                fields={
+                    "en": " and ".join(_field(name)["en"] for name in names),
+                    "zh-hans": "、".join(_field(name)["zh-hans"] for name in names),
+                },
+            ),
+            kind,
+        )
+        for kind, names in sorted(needed.items())
+        if kind not in have
+    ]
 
 
 def changed_fields(

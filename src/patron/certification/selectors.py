@@ -24,6 +24,7 @@ from patron.certification import rules, services
 from patron.certification.models import (
     Application,
     ApplicationEvent,
+    BusinessCategory,
     Certification,
     CertificationLevel,
     ChangeRequest,
@@ -81,10 +82,11 @@ class LevelView:
     required_documents: list[str]
     validity_days: int
     remind_days: int
+    fallback: str | None  # the code of the level kept at expiry if the customer still meets it
     is_active: bool
 
 
-def _level_view(level: CertificationLevel) -> LevelView:
+def _level_view(level: CertificationLevel, codes: Mapping[int, str] | None = None) -> LevelView:
     return LevelView(
         code=level.code,
         name=level.name,
@@ -99,16 +101,62 @@ def _level_view(level: CertificationLevel) -> LevelView:
         required_documents=list(level.required_documents or []),
         validity_days=level.validity_days,
         remind_days=level.remind_days,
+        fallback=_fallback_code(level, codes),
         is_active=level.is_active,
+    )
+
+
+def _fallback_code(level: CertificationLevel, codes: Mapping[int, str] | None) -> str | None:
+    if level.fallback_id is None:
+        return None
+    if codes is not None and level.fallback_id in codes:
+        return codes[level.fallback_id]
+    return str(
+        CertificationLevel.objects.filter(pk=level.fallback_id)
+        .values_list("code", flat=True)
+        .first()
     )
 
 
 def level_list(*, active_only: bool = False) -> list[LevelView]:
     """The levels (public: the applicant's page lists them too)."""
+    codes = dict(CertificationLevel.objects.values_list("pk", "code"))
     qs = CertificationLevel.objects.all()
     if active_only:
         qs = qs.filter(is_active=True)
-    return [_level_view(level) for level in qs.order_by("applicant_kind", "rank")]
+    return [_level_view(level, codes) for level in qs.order_by("applicant_kind", "rank")]
+
+
+@dataclass(frozen=True)
+class CategoryView:
+    """A trade and the permits a business selling in it must list."""
+
+    code: str
+    name: str
+    name_en: str
+    required_permits: list[str]
+    is_active: bool
+
+
+def _category_view(category: BusinessCategory) -> CategoryView:
+    return CategoryView(
+        code=category.code,
+        name=category.name,
+        name_en=category.name_en,
+        required_permits=list(category.required_permits or []),
+        is_active=category.is_active,
+    )
+
+
+def category_list(*, active_only: bool = False) -> list[CategoryView]:
+    """The trades (public: the applicant's form offers them), general merchandise first."""
+    qs = BusinessCategory.objects.all()
+    if active_only:
+        qs = qs.filter(is_active=True)
+    return sorted(
+        (_category_view(category) for category in qs),
+        key=lambda c: (c.code != "general", c.code),
+    )
 
 
 # ---------------------------------------------------------------------- the queue
@@ -235,6 +283,7 @@ class ApplicationView:
     birth_date: str
     id_region: str
     qualifications: list[dict[str, Any]]
+    business_category: CategoryView | None  # the trade a business named
     checks: list[CheckView]
     prechecked_at: datetime | None
     info_requested: str
@@ -309,7 +358,13 @@ def _events(application: Application) -> list[EventView]:
 def _get(application_id: int) -> Application:
     application = (
         Application.objects.select_related(
-            "customer", "level", "granted_level", "reviewer", "decided_by", "created_by"
+            "customer",
+            "level",
+            "granted_level",
+            "reviewer",
+            "decided_by",
+            "created_by",
+            "business_category",
         )
         .filter(pk=application_id)
         .first()
@@ -346,6 +401,9 @@ def application_detail(*, user: Any, application_id: int) -> ApplicationView:
         birth_date=a.birth_date.isoformat() if a.birth_date else "",
         id_region=a.id_region,
         qualifications=list(a.qualifications or []),
+        business_category=(
+            _category_view(a.business_category) if a.business_category is not None else None
+        ),
         checks=checks_view(a.prechecks or []),
         prechecked_at=a.prechecked_at,
         info_requested=a.info_requested,
@@ -433,8 +491,16 @@ class ApplicantApplication:
     birth_date: str
     id_region: str
     qualifications: list[dict[str, Any]]
+    business_category: str  # the trade's code; empty: none named
     decision_reason: str
     is_editable: bool
+
+
+@dataclass(frozen=True)
+class LevelName:
+    code: str
+    name: str
+    name_en: str
 
 
 @dataclass(frozen=True)
@@ -448,6 +514,17 @@ class CertificationView:
     granted_at: datetime
     expires_at: datetime
     fields: list[str]
+    downgraded_from: LevelName | None = None  # the level that expired, when this is its fallback
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """The applicant's change request waiting for review (at most one)."""
+
+    id: int
+    fields: list[str]
+    requested_at: datetime
+    missing: list[CheckView]  # the evidence it still needs
 
 
 @dataclass(frozen=True)
@@ -458,6 +535,7 @@ class ApplicantView:
     certification: CertificationView | None
     levels: list[LevelView]
     has_live_application: bool
+    pending_change: PendingChange | None = None
 
 
 def applicant_view(*, customer_id: int) -> ApplicantView:
@@ -469,7 +547,9 @@ def applicant_view(*, customer_id: int) -> ApplicantView:
     if customer is None:
         raise NotFound("this link names no customer")
     apps = []
-    qs = Application.objects.select_related("level").filter(customer_id=customer_id)
+    qs = Application.objects.select_related("level", "business_category").filter(
+        customer_id=customer_id
+    )
     for a in qs.order_by("-id")[:10]:
         apps.append(
             ApplicantApplication(
@@ -489,6 +569,7 @@ def applicant_view(*, customer_id: int) -> ApplicantView:
                 birth_date=a.birth_date.isoformat() if a.birth_date else "",
                 id_region=a.id_region,
                 qualifications=list(a.qualifications or []),
+                business_category=a.business_category.code if a.business_category else "",
                 decision_reason=a.decision_reason if a.status == "rejected" else "",
                 is_editable=a.status in rules.EDITABLE_APPLICATION,
             )
@@ -500,18 +581,34 @@ def applicant_view(*, customer_id: int) -> ApplicantView:
         certification=certification_of(customer_id),
         levels=level_list(active_only=True),
         has_live_application=any(a.status in rules.LIVE_APPLICATION for a in apps),
+        pending_change=_pending_change(customer_id),
+    )
+
+
+def _pending_change(customer_id: int) -> PendingChange | None:
+    change = ChangeRequest.objects.filter(
+        customer_id=customer_id, status=ChangeRequest.Status.PENDING
+    ).first()
+    if change is None:
+        return None
+    return PendingChange(
+        id=change.pk,
+        fields=list(change.fields),
+        requested_at=change.requested_at,
+        missing=checks_view(services.change_missing_documents(change)),
     )
 
 
 def certification_of(customer_id: int) -> CertificationView | None:
     """The customer's active certification, if any (customer page, checkout policy)."""
     c = (
-        Certification.objects.select_related("level")
+        Certification.objects.select_related("level", "replaces__level")
         .filter(customer_id=customer_id, status=Certification.Status.ACTIVE)
         .first()
     )
     if c is None:
         return None
+    before = c.replaces.level if c.replaces is not None else None
     return CertificationView(
         id=c.pk,
         level_code=c.level.code,
@@ -522,6 +619,7 @@ def certification_of(customer_id: int) -> CertificationView | None:
         granted_at=c.granted_at,
         expires_at=c.expires_at,
         fields=[k for k in services.certification_profile(c) if k != "kind"],
+        downgraded_from=LevelName(before.code, before.name, before.name_en) if before else None,
     )
 
 
@@ -555,6 +653,7 @@ class ChangeView:
     decided_by: str
     decided_at: datetime | None
     decision_reason: str
+    documents: list[DocumentView]
 
 
 def _change_view(r: ChangeRequest, *, full: bool) -> ChangeView:
@@ -576,7 +675,13 @@ def _change_view(r: ChangeRequest, *, full: bool) -> ChangeView:
         changes=changes,
         reason=r.reason,
         source=r.source,
-        checks=checks_view(r.prechecks or []),
+        # the values' checks, then the documents it still needs (while it waits)
+        checks=checks_view(
+            [
+                *(r.prechecks or []),
+                *(services.change_missing_documents(r) if r.status == "pending" else []),
+            ]
+        ),
         status=r.status,
         status_label=str(r.get_status_display()),
         requested_by=r.requested_by.get_username() if r.requested_by else "applicant",
@@ -584,6 +689,7 @@ def _change_view(r: ChangeRequest, *, full: bool) -> ChangeView:
         decided_by=r.decided_by.get_username() if r.decided_by else "",
         decided_at=r.decided_at,
         decision_reason=r.decision_reason,
+        documents=_documents(r.documents.all()),
     )
 
 

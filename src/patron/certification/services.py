@@ -35,6 +35,7 @@ from patron.certification import rules
 from patron.certification.models import (
     Application,
     ApplicationEvent,
+    BusinessCategory,
     Certification,
     CertificationLevel,
     ChangeRequest,
@@ -66,8 +67,21 @@ def _decider(user: Any, *, filed_by: int | None, what: str) -> None:
     separate(rules.check_decider, user.pk, filed_by=filed_by, what=what)
 
 
+#: Who acted when no staff member did (``user`` is None).
+APPLICANT = "applicant (signed link)"
+REVERIFICATION_JOB = "re-verification job"
+IMPORT_CHECK = "import check"
+
+
 def _audit(
-    user: Any, *, entity: str, pk: int, customer_id: int, summary: str, **changes: Any
+    user: Any,
+    *,
+    entity: str,
+    pk: int,
+    customer_id: int,
+    summary: str,
+    system: str = APPLICANT,
+    **changes: Any,
 ) -> None:
     audit_update(
         user,
@@ -75,7 +89,7 @@ def _audit(
         pk=pk,
         customer_id=customer_id,
         summary=summary,
-        system_label="applicant (signed link)",
+        system_label=system,
         **changes,
     )
 
@@ -132,6 +146,8 @@ def level_criteria(level: CertificationLevel) -> rules.LevelCriteria:
         min_tenure_days=level.min_tenure_days,
         requires_no_restrictions=level.requires_no_restrictions,
         required_documents=tuple(level.required_documents or ()),
+        validity_days=level.validity_days,
+        is_active=level.is_active,
     )
 
 
@@ -147,12 +163,28 @@ def _level(code: str) -> CertificationLevel:
 
 @transaction.atomic
 def levels_seed() -> int:
-    """Create the default levels that do not exist yet; returns how many were created."""
-    created = 0
+    """Create the default levels that do not exist yet, with their default fallbacks; returns
+    how many were created (levels already there keep what staff made of them)."""
+    made: set[str] = set()
     for spec in rules.DEFAULT_LEVELS:
-        _, made = CertificationLevel.objects.get_or_create(code=spec["code"], defaults=spec)
-        created += int(made)
-    return created
+        _, created = CertificationLevel.objects.get_or_create(code=spec["code"], defaults=spec)
+        if created:
+            made.add(spec["code"])
+    for code, fallback in rules.DEFAULT_FALLBACKS.items():
+        if code in made:
+            CertificationLevel.objects.filter(code=code, fallback__isnull=True).update(
+                fallback=CertificationLevel.objects.filter(code=fallback).first()
+            )
+    return len(made)
+
+
+def categories_seed() -> int:
+    """Create the default trades that do not exist yet; returns how many were created."""
+    made = 0
+    for spec in rules.DEFAULT_CATEGORIES:
+        _, created = BusinessCategory.objects.get_or_create(code=spec["code"], defaults=spec)
+        made += created
+    return made
 
 
 def _plain(value: Any) -> Any:
@@ -172,18 +204,36 @@ LEVEL_EDITABLE = (
     "required_documents",
     "validity_days",
     "remind_days",
+    "fallback",
     "is_active",
 )
 
 
-@transaction.atomic
-def level_update(*, user: Any, code: str, changes: Mapping[str, Any]) -> CertificationLevel:
-    """Edit a level's criteria; the audit log keeps old and new values. Takes effect for the
-    next decision (certifications already granted keep their expiry)."""
-    require_permission(user, CHANGE_CERTIFICATION_LEVELS)
-    level = CertificationLevel.objects.select_for_update().filter(code=code).first()
-    if level is None:
-        raise NotFound(f"certification level {code!r} not found")
+def _links(levels: Any, level: CertificationLevel, fallback: str | None) -> list[rules.LevelLink]:
+    """Every level's place, with ``level`` as it would be after the edit."""
+    code_of = {other.pk: other.code for other in levels}
+    links = []
+    if level.pk is None:  # a level being created
+        links.append(rules.LevelLink(level.code, level.applicant_kind, level.rank, fallback))
+    for other in levels:
+        if other.pk == level.pk:
+            links.append(rules.LevelLink(level.code, level.applicant_kind, level.rank, fallback))
+        else:
+            code = code_of.get(other.fallback_id) if other.fallback_id else None
+            links.append(rules.LevelLink(other.code, other.applicant_kind, other.rank, code))
+    return links
+
+
+@dataclass(frozen=True)
+class _LevelEdit:
+    old: dict[str, Any]
+    new: dict[str, Any]
+
+
+def _level_edit(level: CertificationLevel, changes: Mapping[str, Any], *, lock: bool) -> _LevelEdit:
+    """Check ``changes`` and set them on ``level`` (unsaved); ``ValidationFailed`` names the
+    level and the field. A fallback is given by its level's code (None: none)."""
+    code = level.code
     unknown = set(changes) - set(LEVEL_EDITABLE)
     if unknown:
         raise ValidationFailed(f"level {code}: cannot change {', '.join(sorted(unknown))}")
@@ -195,26 +245,185 @@ def level_update(*, user: Any, code: str, changes: Mapping[str, Any]) -> Certifi
         )
     if changes.get("validity_days") is not None and int(changes["validity_days"]) < 1:
         raise ValidationFailed(f"level {code}: validity_days must be at least 1")
+    current_fallback = (
+        CertificationLevel.objects.filter(pk=level.fallback_id)
+        .values_list("code", flat=True)
+        .first()
+        if level.fallback_id
+        else None
+    )
+    fallback_code = current_fallback
+    if "fallback" in changes:
+        fallback_code = changes["fallback"] or None
     old: dict[str, Any] = {}
     new: dict[str, Any] = {}
     for name, value in changes.items():
+        if name == "fallback":
+            if current_fallback != fallback_code:
+                old[name], new[name] = current_fallback, fallback_code
+            continue
         before = getattr(level, name)
         if before != value:
             old[name], new[name] = _plain(before), _plain(value)
             setattr(level, name, value)
-    if new:
+    if {"fallback", "rank"} & set(new):
+        # Locked: two edits at once cannot make a loop that neither would make alone.
+        rows = (
+            CertificationLevel.objects.select_for_update() if lock else CertificationLevel.objects
+        )
+        levels = list(rows.all())
+        faults = rules.fallback_faults(_links(levels, level, fallback_code), edited=code)
+        if faults:
+            raise ValidationFailed("; ".join(faults))
+        if "fallback" in new:
+            level.fallback = next((lv for lv in levels if lv.code == fallback_code), None)
+    return _LevelEdit(old=old, new=new)
+
+
+def _new_level(code: str, applicant_kind: str, changes: Mapping[str, Any], *, lock: bool) -> Any:
+    """A level not saved yet, checked like an edit; ``ValidationFailed`` names the field."""
+    if not re.fullmatch(r"[-a-z0-9_]{1,40}", code or ""):
+        raise ValidationFailed(
+            f"level {code!r}.code: lower-case letters, digits, - and _ (at most 40)"
+        )
+    if applicant_kind not in rules.PROFILE_FIELDS:
+        raise ValidationFailed(
+            f"level {code}.applicant_kind: one of {', '.join(rules.PROFILE_FIELDS)}; "
+            f"got {applicant_kind!r}"
+        )
+    for name in ("name", "name_en", "rank"):
+        if changes.get(name) in (None, ""):
+            raise ValidationFailed(f"level {code}.{name}: required for a new level")
+    if CertificationLevel.objects.filter(code=code).exists():
+        raise Conflict(f"level {code!r} exists already: edit it instead")
+    level = CertificationLevel(code=code, applicant_kind=applicant_kind, name="", name_en="")
+    edit = _level_edit(level, {"fallback": None, **changes}, lock=lock)
+    return level, edit
+
+
+def level_create_check(
+    *, user: Any, code: str, applicant_kind: str, changes: Mapping[str, Any]
+) -> None:
+    """What ``level_create`` would refuse, without saving (the admin shows it on its form)."""
+    require_permission(user, CHANGE_CERTIFICATION_LEVELS)
+    _new_level(code, applicant_kind, changes, lock=False)
+
+
+@transaction.atomic
+def level_create(
+    *, user: Any, code: str, applicant_kind: str, changes: Mapping[str, Any]
+) -> CertificationLevel:
+    """Add a level (R-H2: levels are data). Checked like an edit — a fallback of the same kind
+    with a lower rank, documents among the known kinds — and audited. New levels are offered at
+    once unless ``is_active`` is false; they are switched off, never deleted."""
+    require_permission(user, CHANGE_CERTIFICATION_LEVELS)
+    level, edit = _new_level(code, applicant_kind, changes, lock=True)
+    try:
+        with transaction.atomic():
+            level.save()
+    except IntegrityError as exc:  # the same code created at the same moment
+        raise Conflict(f"level {code!r} exists already: edit it instead") from exc
+    audit_record(
+        AuditEntry(
+            action="create",
+            entity_type="certification.level",
+            entity_id=level.code,
+            summary=f"level {level.code} ({applicant_kind}) added",
+            changes={"new": {"applicant_kind": applicant_kind, **edit.new}},
+        ),
+        actor=user,
+    )
+    return level
+
+
+def level_update_check(*, user: Any, code: str, changes: Mapping[str, Any]) -> None:
+    """Refuse what ``level_update`` would refuse, saving nothing (the admin's form asks first,
+    to show the refusal next to the field)."""
+    require_permission(user, CHANGE_CERTIFICATION_LEVELS)
+    level = CertificationLevel.objects.filter(code=code).first()
+    if level is None:
+        raise NotFound(f"certification level {code!r} not found")
+    _level_edit(level, changes, lock=False)
+
+
+@transaction.atomic
+def level_update(*, user: Any, code: str, changes: Mapping[str, Any]) -> CertificationLevel:
+    """Edit a level's criteria, validity or fallback; the audit log keeps old and new values.
+    Takes effect for the next decision and the next expiry (certifications already granted
+    keep their expiry). A fallback is another level of the same kind with a lower rank, so
+    that fallbacks never loop (``rules.fallback_faults``)."""
+    require_permission(user, CHANGE_CERTIFICATION_LEVELS)
+    level = CertificationLevel.objects.select_for_update().filter(code=code).first()
+    if level is None:
+        raise NotFound(f"certification level {code!r} not found")
+    edit = _level_edit(level, changes, lock=True)
+    if edit.new:
         level.save()
         audit_record(
             AuditEntry(
                 action="update",
                 entity_type="certification.level",
                 entity_id=level.code,
-                summary=f"level {level.code} criteria changed: {', '.join(sorted(new))}",
-                changes={"old": old, "new": new},
+                summary=f"level {level.code} criteria changed: {', '.join(sorted(edit.new))}",
+                changes={"old": edit.old, "new": edit.new},
             ),
             actor=user,
         )
     return level
+
+
+# ---------------------------------------------------------------------- trades
+
+MAX_PERMITS = 10
+
+
+def category_permits(value: Any, *, code: str) -> list[str]:
+    """A trade's permits as stored: names without blanks or repeats, at most ``MAX_PERMITS``."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationFailed(
+            f"business category {code}.required_permits: a list of permit names, "
+            f'e.g. ["食品经营许可证"]'
+        )
+    names = list(dict.fromkeys(item.strip() for item in value if item.strip()))
+    if len(names) > MAX_PERMITS or any(len(name) > 100 for name in names):
+        raise ValidationFailed(
+            f"business category {code}.required_permits: at most {MAX_PERMITS} names of at "
+            "most 100 characters"
+        )
+    return names
+
+
+@transaction.atomic
+def category_save(*, user: Any, category: BusinessCategory) -> BusinessCategory:
+    """Add or edit a trade (the admin's form, validated); the audit log keeps old and new
+    values. Applications decided already keep their pre-checks; the next submission and the
+    next re-verification ask for the trade's permits as they are now."""
+    require_permission(user, CHANGE_CERTIFICATION_LEVELS)
+    category.required_permits = category_permits(category.required_permits, code=category.code)
+    fields = ("name", "name_en", "required_permits", "is_active")
+    before = (
+        BusinessCategory.objects.select_for_update().filter(pk=category.pk).first()
+        if category.pk
+        else None
+    )
+    old = {name: getattr(before, name) for name in fields} if before else {}
+    new = {
+        name: getattr(category, name) for name in fields if old.get(name) != getattr(category, name)
+    }
+    category.save()
+    if new:
+        audit_record(
+            AuditEntry(
+                action="update" if before else "create",
+                entity_type="certification.business_category",
+                entity_id=category.code,
+                summary=f"trade {category.code} {'changed' if before else 'added'}: "
+                + ", ".join(sorted(new)),
+                changes={"old": {k: old[k] for k in new if k in old}, "new": new},
+            ),
+            actor=user,
+        )
+    return category
 
 
 # ---------------------------------------------------------------------- applications
@@ -234,6 +443,7 @@ class ApplicationData:
     legal_rep_name: str = ""
     legal_rep_id_number: str = ""
     qualifications: tuple[Mapping[str, Any], ...] = ()
+    business_category: str = ""  # a BusinessCategory code; empty: not named
 
 
 _DATA_FIELDS = tuple(f.name for f in fields(ApplicationData))
@@ -257,9 +467,30 @@ def _valid_until(item: Mapping[str, Any], number: int) -> str | None:
         ) from exc
 
 
+def _category(code: str) -> BusinessCategory | None:
+    """The trade named by its code (empty: none named)."""
+    code = code.strip()
+    if not code:
+        return None
+    category = BusinessCategory.objects.filter(code=code, is_active=True).first()
+    if category is None:
+        known = ", ".join(
+            BusinessCategory.objects.filter(is_active=True).values_list("code", flat=True)
+        )
+        raise ValidationFailed(
+            f"business_category: no trade {code!r}; choose one of {known} (or leave it empty)"
+        )
+    return category
+
+
 def _store(application: Application, data: ApplicationData) -> None:
     for name in _DATA_FIELDS:
         value = getattr(data, name)
+        if name == "business_category":
+            current = application.business_category
+            if current is None or current.code != value:  # a retired trade already named stays
+                application.business_category = _category(str(value))
+            continue
         if name == "qualifications":
             value = [
                 {
@@ -278,9 +509,31 @@ def _store(application: Application, data: ApplicationData) -> None:
 
 
 def application_data(application: Application) -> ApplicationData:
-    values: dict[str, Any] = {name: getattr(application, name) for name in _DATA_FIELDS}
+    values: dict[str, Any] = {
+        name: getattr(application, name) for name in _DATA_FIELDS if name != "business_category"
+    }
     values["qualifications"] = tuple(application.qualifications or ())
+    category = application.business_category
+    values["business_category"] = category.code if category is not None else ""
     return ApplicationData(**values)
+
+
+def _entered(kind: str, data: ApplicationData, documents: frozenset[str]) -> rules.ApplicationInput:
+    """What the pre-checks read: the statements, the documents on file and, for a business
+    that named its trade, the trade's permits as they are now (staff may have added one)."""
+    values = {name: getattr(data, name) for name in _DATA_FIELDS if name != "business_category"}
+    category = (
+        BusinessCategory.objects.filter(code=data.business_category).first()
+        if kind == "business" and data.business_category
+        else None
+    )
+    return rules.ApplicationInput(
+        kind=kind,
+        documents=documents,
+        trade={"en": category.name_en, "zh-hans": category.name} if category else None,
+        required_permits=tuple(category.required_permits or ()) if category else (),
+        **values,
+    )
 
 
 def _may_file(user: Any, customer_id: int, applicant_customer_id: int | None) -> None:
@@ -292,17 +545,25 @@ def _may_file(user: Any, customer_id: int, applicant_customer_id: int | None) ->
     require_permission(user, APPLY_FOR_CERTIFICATION)
 
 
+def _for_applicant(
+    model: Any, pk: int, what: str, user: Any, applicant_customer_id: int | None
+) -> Any:
+    """An application or a change request, locked, for staff who may file them or for the
+    applicant it belongs to."""
+    row = locked(model, pk, what)
+    if user is None:
+        if row.customer_id != applicant_customer_id:
+            # The same answer as a missing one: an applicant learns nothing of others.
+            raise NotFound(f"{what} {pk} not found")
+    else:
+        require_permission(user, APPLY_FOR_CERTIFICATION)
+    return row
+
+
 def _application_for(
     user: Any, application_id: int, applicant_customer_id: int | None
 ) -> Application:
-    application = locked(Application, application_id, "application")
-    if user is None:
-        if application.customer_id != applicant_customer_id:
-            # The same answer as a missing one: an applicant learns nothing of others.
-            raise NotFound(f"application {application_id} not found")
-    else:
-        require_permission(user, APPLY_FOR_CERTIFICATION)
-    return application
+    return _for_applicant(Application, application_id, "application", user, applicant_customer_id)
 
 
 @transaction.atomic
@@ -436,20 +697,16 @@ def document_add(
             f"application {application_id} is {application.status.replace('_', ' ')}: "
             "documents can be added only while it is a draft or more information is needed"
         )
-    if application.documents.count() >= MAX_DOCUMENTS:
-        raise Conflict(f"application {application_id} already has {MAX_DOCUMENTS} documents")
-    name, content_type = document_validate(filename=filename, content=content, kind=kind)
-    digest = hashlib.sha256(content).hexdigest()
-    document = Document.objects.create(
-        application=application,
+    document = _document_store(
+        Document(application=application),
+        application.documents,
+        owner=f"application {application_id}",
+        user=user,
         kind=kind,
-        filename=name,
-        content_type=content_type,
-        size=len(content),
-        sha256=digest,
-        content=crypto.encrypt_bytes(content, context=_document_context(digest)),
-        uploaded_by=user if user else None,
+        filename=filename,
+        content=content,
     )
+    name = document.filename
     _event(
         application,
         user=user,
@@ -458,6 +715,34 @@ def document_add(
         note=f"{kind}: {name}",
         at=timezone.now(),
     )
+    return document
+
+
+def _document_store(
+    document: Document,
+    held: Any,
+    *,
+    owner: str,
+    user: Any,
+    kind: str,
+    filename: str,
+    content: bytes,
+) -> Document:
+    """Check a file (type sniffed from its bytes, size) and save it encrypted on ``document``,
+    an unsaved row that names its owner (an application or a change request, whose documents
+    so far are ``held``: at most ``MAX_DOCUMENTS``)."""
+    if held.count() >= MAX_DOCUMENTS:
+        raise Conflict(f"{owner} already has {MAX_DOCUMENTS} documents")
+    name, content_type = document_validate(filename=filename, content=content, kind=kind)
+    digest = hashlib.sha256(content).hexdigest()
+    document.kind = kind
+    document.filename = name
+    document.content_type = content_type
+    document.size = len(content)
+    document.sha256 = digest
+    document.content = crypto.encrypt_bytes(content, context=_document_context(digest))
+    document.uploaded_by = user if user else None
+    document.save()
     return document
 
 
@@ -569,9 +854,7 @@ def application_prechecks(
     applied for)."""
     data = application_data(application)
     kinds = frozenset(application.documents.values_list("kind", flat=True))
-    entered = rules.ApplicationInput(
-        kind=application.level.applicant_kind, documents=kinds, **data.__dict__
-    )
+    entered = _entered(application.level.applicant_kind, data, kinds)
     criteria = level_criteria(level or application.level)
     checks = rules.application_checks(
         entered,
@@ -785,29 +1068,45 @@ def _profile(application: Application) -> dict[str, Any]:
     profile["kind"] = kind
     if kind == "business":
         profile["qualifications"] = list(application.qualifications or [])
+        profile["business_category"] = data.business_category
     return profile
 
 
 def _grant(
     application: Application, *, level: CertificationLevel, user: Any, now: datetime
 ) -> Certification:
-    for current in Certification.objects.select_for_update().filter(
-        customer=application.customer, status=Certification.Status.ACTIVE
-    ):
-        current.status = transition(rules.certification_next, current.status, "supersede")
-        current.ended_at = now
-        current.end_reason = f"superseded by application {application.pk}"
-        current.save(update_fields=["status", "ended_at", "end_reason"])
     profile = _profile(application)
-    certification = Certification.objects.create(
-        customer=application.customer,
-        level=level,
-        application=application,
-        profile=json.dumps(profile, ensure_ascii=False, default=str),
-        granted_by=user,
-        granted_at=now,
-        expires_at=now + timedelta(days=level.validity_days),
-    )
+    for attempt in (1, 2):
+        for current in Certification.objects.select_for_update().filter(
+            customer=application.customer, status=Certification.Status.ACTIVE
+        ):
+            current.status = transition(rules.certification_next, current.status, "supersede")
+            current.ended_at = now
+            current.end_reason = f"superseded by application {application.pk}"
+            current.save(update_fields=["status", "ended_at", "end_reason"])
+            _withdraw_pending_changes(
+                current, why=f"certification {current.pk} was superseded", now=now, user=user
+            )
+        try:
+            with transaction.atomic():
+                certification = Certification.objects.create(
+                    customer=application.customer,
+                    level=level,
+                    application=application,
+                    profile=json.dumps(profile, ensure_ascii=False, default=str),
+                    granted_by=user,
+                    granted_at=now,
+                    expires_at=now + timedelta(days=level.validity_days),
+                )
+            break
+        except IntegrityError as exc:
+            # The re-verification job granted a fallback after this transaction's first look
+            # (it committed while we waited for its lock): supersede that one too, once.
+            if attempt == 2:
+                raise Conflict(
+                    f"customer {application.customer_id}'s certification changed meanwhile: "
+                    "try again"
+                ) from exc
     _apply_to_customer(application.customer, profile)
     return certification
 
@@ -940,10 +1239,23 @@ def certification_revoke(*, user: Any, certification_id: int, reason: str) -> Ce
     _review_permission(user)
     certification = locked(Certification, certification_id, "certification")
     reason = reason_text(reason, f"certification {certification_id}")
+    if certification.status == Certification.Status.DOWNGRADED:
+        # The re-verification job got there first: say where the customer's level is now.
+        replacement = Certification.objects.filter(replaces=certification).first()
+        raise Conflict(
+            f"certification {certification_id} expired and was downgraded to certification "
+            f"{replacement.pk if replacement else '?'} "
+            f"({replacement.level.code if replacement else 'unknown level'}): "
+            "revoke that one if the customer must lose it"
+        )
+    now = timezone.now()
     certification.status = transition(rules.certification_next, certification.status, "revoke")
-    certification.ended_at = timezone.now()
+    certification.ended_at = now
     certification.end_reason = reason
     certification.save(update_fields=["status", "ended_at", "end_reason"])
+    _withdraw_pending_changes(
+        certification, why=f"certification {certification.pk} was revoked", now=now, user=user
+    )
     _audit(
         user,
         entity="certification",
@@ -959,22 +1271,209 @@ def certification_revoke(*, user: Any, certification_id: int, reason: str) -> Ce
 class ExpiryResult:
     reminded: int
     expired: int
+    downgraded: int = 0
+
+
+def _original_decision(certification: Certification) -> datetime:
+    """When the reviewer decided: the grant at the head of a chain of downgrades."""
+    current = certification
+    seen = {current.pk}
+    while current.replaces_id is not None and current.replaces_id not in seen:
+        seen.add(current.replaces_id)
+        current = Certification.objects.only("id", "replaces_id", "granted_at").get(
+            pk=current.replaces_id
+        )
+    return current.granted_at
+
+
+def _expiry_outcome(certification: Certification, *, now: datetime) -> rules.ExpiryOutcome:
+    """What becomes of an expired certification: the checks approval runs, for the level's
+    fallback, on the certified facts, the documents on file and the customer as they are now."""
+    level = certification.level
+    fallback = (
+        CertificationLevel.objects.filter(pk=level.fallback_id).first()
+        if level.fallback_id
+        else None
+    )
+    profile = certification_profile(certification)
+    kind = str(profile.get("kind") or level.applicant_kind)
+    # the documents of the application, and those of the changes approved since
+    on_file = Q(
+        change_request__certification__customer_id=certification.customer_id,
+        change_request__status=ChangeRequest.Status.APPROVED,
+        change_request__decided_at__gte=_original_decision(certification),
+    )
+    if certification.application_id is not None:
+        on_file |= Q(application_id=certification.application_id)
+    documents = frozenset(Document.objects.filter(on_file).values_list("kind", flat=True))
+    certified: dict[str, Any] = {
+        name: str(profile.get(name) or "") for name in rules.PROFILE_FIELDS[kind]
+    }
+    entered = _entered(
+        kind,
+        ApplicationData(
+            qualifications=tuple(profile.get("qualifications") or ()),
+            business_category=str(profile.get("business_category") or ""),
+            **certified,
+        ),
+        documents,
+    )
+    facts = customer_facts(
+        certification.customer,
+        hashes={
+            "id_number": _hash(entered.id_number, "id_number"),
+            "credit_code": _hash(entered.credit_code, "credit_code"),
+        },
+        now=now,
+    )
+    return rules.expiry_outcome(
+        level=level_criteria(level),
+        fallback=level_criteria(fallback) if fallback is not None else None,
+        entered=entered,
+        facts=facts,
+        decided_at=timezone.localtime(_original_decision(certification)),
+        now=timezone.localtime(now),
+    )
+
+
+def _outcome_text(outcome: rules.ExpiryOutcome) -> str:
+    return " ".join([_english(outcome.reason), *(_english(f["reason"]) for f in outcome.failed)])
+
+
+def _withdraw_pending_changes(
+    certification: Certification, *, why: str, now: datetime, user: Any = None
+) -> None:
+    """Change requests waiting on a certification that ends have nothing left to change
+    (``user``: who ended it; None: the re-verification job)."""
+    waiting = ChangeRequest.objects.select_for_update().filter(
+        certification=certification, status=ChangeRequest.Status.PENDING
+    )
+    for request in waiting:
+        request.status = transition(rules.change_next, request.status, "withdraw")
+        request.decided_at = now
+        request.decision_reason = why
+        request.save(update_fields=["status", "decided_at", "decision_reason"])
+        _audit(
+            user,
+            entity="change_request",
+            pk=request.pk,
+            customer_id=request.customer_id,
+            summary=f"change of {', '.join(request.fields)} withdrawn: {why}",
+            system=REVERIFICATION_JOB,
+        )
+
+
+def _expire(certification: Certification, outcome: rules.ExpiryOutcome, *, now: datetime) -> None:
+    certification.status = transition(rules.certification_next, certification.status, "expire")
+    certification.ended_at = now
+    certification.end_reason = f"expired: not re-verified in time. {_outcome_text(outcome)}"
+    certification.save(update_fields=["status", "ended_at", "end_reason"])
+    _withdraw_pending_changes(
+        certification, why=f"certification {certification.pk} expired", now=now
+    )
+    _audit(
+        None,
+        entity="certification",
+        pk=certification.pk,
+        customer_id=certification.customer_id,
+        summary=f"certification {certification.level.code} expired",
+        reason=_outcome_text(outcome),
+        system=REVERIFICATION_JOB,
+    )
+    _tell(
+        certification.customer_id,
+        "certification.expired",
+        key=f"certification.expired:{certification.pk}",
+        source=f"certification.certification:{certification.pk}",
+        level=_level_name(certification.level),
+    )
+
+
+def _downgrade(
+    certification: Certification, outcome: rules.ExpiryOutcome, *, now: datetime
+) -> Certification:
+    """End the expired certification and grant its fallback level in one that replaces it:
+    the same application and verified facts, valid until the original decision plus the
+    fallback's validity. Waiting change requests move to it."""
+    fallback = CertificationLevel.objects.get(code=outcome.fallback)
+    assert outcome.expires_at is not None  # a downgrade always has its end
+    reason = _outcome_text(outcome)
+    certification.status = transition(rules.certification_next, certification.status, "downgrade")
+    certification.ended_at = now
+    certification.end_reason = f"downgraded to {fallback.code}: {reason}"
+    certification.save(update_fields=["status", "ended_at", "end_reason"])
+    replacement = Certification.objects.create(
+        customer_id=certification.customer_id,
+        level=fallback,
+        application_id=certification.application_id,
+        profile=certification.profile,
+        granted_by=None,
+        granted_at=now,
+        expires_at=outcome.expires_at,
+        replaces=certification,
+    )
+    ChangeRequest.objects.filter(
+        certification=certification, status=ChangeRequest.Status.PENDING
+    ).update(certification=replacement)
+    until = timezone.localdate(replacement.expires_at).isoformat()
+    _audit(
+        None,
+        entity="certification",
+        pk=certification.pk,
+        customer_id=certification.customer_id,
+        summary=(
+            f"certification {certification.level.code} expired: downgraded to {fallback.code} "
+            f"(certification {replacement.pk}) until {until}"
+        ),
+        reason=reason,
+        system=REVERIFICATION_JOB,
+    )
+    _audit(
+        None,
+        entity="certification",
+        pk=replacement.pk,
+        customer_id=certification.customer_id,
+        summary=(
+            f"level {fallback.code} granted until {until}: fallback of expired certification "
+            f"{certification.pk} ({certification.level.code})"
+        ),
+        reason=reason,
+        system=REVERIFICATION_JOB,
+    )
+    _tell(
+        certification.customer_id,
+        "certification.downgraded",
+        key=f"certification.downgraded:{certification.pk}",
+        source=f"certification.certification:{certification.pk}",
+        level=_level_name(certification.level),
+        new_level=_level_name(fallback),
+        expires_on=until,
+        link=_applicant_link(certification.customer_id),
+    )
+    return replacement
 
 
 @transaction.atomic
 def certifications_reverify(*, now: datetime | None = None) -> ExpiryResult:
-    """The re-verification job (R-H3): remind customers ahead of expiry, once, and downgrade
-    at expiry (the certification ends; the customer applies again). Safe to run twice."""
+    """The re-verification job (R-H3): remind customers ahead of expiry, once; at expiry,
+    downgrade to the level's fallback when the customer still meets it and its validity from
+    the original decision has not run out (``rules.expiry_outcome``), else end the
+    certification (the customer applies again).
+
+    Safe to run twice and beside staff: the active certifications are locked, so a revocation
+    waits for the job (and then finds the certification ended), and a certification the job
+    reaches after a revocation is no longer active."""
     now = now or timezone.now()
-    reminded = expired = 0
+    reminded = expired = downgraded = 0
     live = (
-        Certification.objects.select_for_update()
-        .select_related("level")
+        Certification.objects.select_for_update(of=("self",))
+        .select_related("level", "customer")
         .filter(status=Certification.Status.ACTIVE)
         .filter(
             Q(expires_at__lte=now)
             | Q(reminded_at__isnull=True, expires_at__lte=now + timedelta(days=400))
         )
+        .order_by("expires_at", "id")
     )
     for certification in live:
         stage = rules.expiry_stage(
@@ -983,7 +1482,6 @@ def certifications_reverify(*, now: datetime | None = None) -> ExpiryResult:
             remind_days=certification.level.remind_days,
             reminded=certification.reminded_at is not None,
         )
-        source = f"certification.certification:{certification.pk}"
         if stage == "remind":
             certification.reminded_at = now
             certification.save(update_fields=["reminded_at"])
@@ -991,35 +1489,21 @@ def certifications_reverify(*, now: datetime | None = None) -> ExpiryResult:
                 certification.customer_id,
                 "certification.expiring",
                 key=f"certification.expiring:{certification.pk}",
-                source=source,
+                source=f"certification.certification:{certification.pk}",
                 level=_level_name(certification.level),
                 expires_on=timezone.localdate(certification.expires_at).isoformat(),
                 link=_applicant_link(certification.customer_id),
             )
             reminded += 1
         elif stage == "expire":
-            certification.status = transition(
-                rules.certification_next, certification.status, "expire"
-            )
-            certification.ended_at = now
-            certification.end_reason = "expired: not re-verified in time"
-            certification.save(update_fields=["status", "ended_at", "end_reason"])
-            _audit(
-                None,
-                entity="certification",
-                pk=certification.pk,
-                customer_id=certification.customer_id,
-                summary=f"certification {certification.level.code} expired",
-            )
-            _tell(
-                certification.customer_id,
-                "certification.expired",
-                key=f"certification.expired:{certification.pk}",
-                source=source,
-                level=_level_name(certification.level),
-            )
-            expired += 1
-    return ExpiryResult(reminded=reminded, expired=expired)
+            outcome = _expiry_outcome(certification, now=now)
+            if outcome.is_downgrade:
+                _downgrade(certification, outcome, now=now)
+                downgraded += 1
+            else:
+                _expire(certification, outcome, now=now)
+                expired += 1
+    return ExpiryResult(reminded=reminded, expired=expired, downgraded=downgraded)
 
 
 # ---------------------------------------------------------------------- change requests
@@ -1163,9 +1647,61 @@ def certified_changes_detect() -> int:
             pk=request.pk,
             customer_id=certification.customer_id,
             summary=f"an import changed certified {', '.join(sorted(drift))}: waits for review",
+            system=IMPORT_CHECK,
         )
         filed += 1
     return filed
+
+
+def _change_for(user: Any, request_id: int, applicant_customer_id: int | None) -> ChangeRequest:
+    return _for_applicant(ChangeRequest, request_id, "change request", user, applicant_customer_id)
+
+
+@transaction.atomic
+def change_document_add(
+    *,
+    user: Any,
+    request_id: int,
+    kind: str,
+    filename: str,
+    content: bytes,
+    applicant_customer_id: int | None = None,
+) -> Document:
+    """Attach the evidence of a change (the reissued licence, the new ID card) while it waits
+    for review: checked and stored like an application's documents."""
+    request = _change_for(user, request_id, applicant_customer_id)
+    if request.status != ChangeRequest.Status.PENDING:
+        raise Conflict(
+            f"change request {request_id} is {request.status}: documents can be added only "
+            "while it waits for review"
+        )
+    document = _document_store(
+        Document(change_request=request),
+        request.documents,
+        owner=f"change request {request_id}",
+        user=user,
+        kind=kind,
+        filename=filename,
+        content=content,
+    )
+    _audit(
+        user,
+        entity="change_request",
+        pk=request.pk,
+        customer_id=request.customer_id,
+        summary=f"{kind} document {document.filename} added to the change request",
+    )
+    return document
+
+
+def change_missing_documents(request: ChangeRequest) -> list[dict[str, Any]]:
+    """The documents the change still needs (``rules.CHANGE_DOCUMENTS``), as stored checks.
+    A change an import found needs none: the shop's system is its evidence, and the reviewer
+    accepts it or puts the certified value back."""
+    if request.source == "import":
+        return []
+    supplied = request.documents.values_list("kind", flat=True)
+    return [c.to_json() for c in rules.change_document_checks(request.fields, supplied)]
 
 
 def change_request_values(request: ChangeRequest) -> dict[str, dict[str, Any]]:
@@ -1195,6 +1731,13 @@ def change_request_approve(*, user: Any, request_id: int, reason: str) -> Change
             + "; ".join(_english(f["reason"]) for f in failures)
             + " — reject it instead"
         )
+    missing = change_missing_documents(request)
+    if missing:
+        raise Conflict(
+            f"change request {request_id}: "
+            + "; ".join(_english(f["reason"]) for f in missing)
+            + " — ask the applicant for it, or reject the change"
+        )
     certification = locked(Certification, request.certification_id, "certification")
     if certification.status != Certification.Status.ACTIVE:
         raise Conflict(
@@ -1220,6 +1763,30 @@ def change_request_reject(*, user: Any, request_id: int, reason: str) -> ChangeR
         certification = locked(Certification, request.certification_id, "certification")
         _apply_to_customer(certification.customer, certification_profile(certification))
     _decided(request, user=user, outcome="rejected")
+    return request
+
+
+@transaction.atomic
+def change_request_withdraw(
+    *, user: Any, request_id: int, reason: str, applicant_customer_id: int | None = None
+) -> ChangeRequest:
+    """Take back a change still waiting for review (a mistyped value, a change no longer
+    wanted), so that a corrected one can be filed: staff who may file changes, or the applicant
+    through their link for their own. Nothing of the certified profile changes."""
+    request = _change_for(user, request_id, applicant_customer_id)
+    reason = reason_text(reason, f"change request {request_id}")
+    request.status = transition(rules.change_next, request.status, "withdraw")
+    request.decided_at = timezone.now()
+    request.decision_reason = reason
+    request.save(update_fields=["status", "decided_at", "decision_reason"])
+    _audit(
+        user,
+        entity="change_request",
+        pk=request.pk,
+        customer_id=request.customer_id,
+        summary=f"change of {', '.join(request.fields)} withdrawn",
+        reason=reason,
+    )
     return request
 
 

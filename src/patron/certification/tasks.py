@@ -1,6 +1,7 @@
 """Re-verification as a daily job (``patron.jobs.schedule``): remind customers whose
-certification expires soon, and end the ones that expired. Safe to run twice: a reminder is
-sent once per certification and an expired one is no longer active."""
+certification expires soon, and at expiry downgrade to the level's fallback or end the
+certification. Safe to run twice: a reminder is sent once per certification, and an expired or
+downgraded one is no longer active."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ def reverify_certifications(as_of: str = "") -> dict[str, Any]:
     from patron.certification.services import certifications_reverify
 
     result = certifications_reverify(now=parse_as_of(as_of) if as_of else None)
-    return {"reminded": result.reminded, "expired": result.expired}
+    return {
+        "reminded": result.reminded,
+        "expired": result.expired,
+        "downgraded": result.downgraded,
+    }
 
 
 @task()

@@ -27,6 +27,7 @@ from patron.account.roles import (
     CHANGE_CERTIFICATION_LEVELS,
     REVIEW_CERTIFICATION,
     VIEW_CERTIFICATION,
+    VIEW_CERTIFICATION_DOCUMENTS,
 )
 from patron.account.services import require_permission
 from patron.certification import forms, rules, selectors, services
@@ -232,7 +233,8 @@ def _apply_context(
         "form": form,
         "live": live,
         "levels": levels,
-        "document_kinds": [(kind, forms.document_label(kind)) for kind in rules.DOCUMENT_LABELS],
+        "categories": forms.category_choices(),
+        "document_kinds": forms.document_kinds(),
         "document_rows": forms.document_defaults(form, levels) if form else [],
         "applicant_link": request.build_absolute_uri(
             services.applicant_link_issue(
@@ -253,6 +255,7 @@ def _form_of(request: HttpRequest, application_id: int) -> forms.ApplicationForm
         birth_date=detail.birth_date,
         id_region=detail.id_region,
         qualifications=detail.qualifications,
+        business_category=detail.business_category.code if detail.business_category else "",
         documents=detail.documents,
         checks=detail.checks,
         info_requested=detail.info_requested,
@@ -338,13 +341,21 @@ def change_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "pending")
     failure = ChangeDecision()
     if request.method == "POST":
-        require_permission(request.user, REVIEW_CERTIFICATION)
+        withdrawing = request.POST.get("action") == "withdraw"
+        require_permission(
+            request.user, APPLY_FOR_CERTIFICATION if withdrawing else REVIEW_CERTIFICATION
+        )
         failure = ChangeDecision(
             action=request.POST.get("action", ""), reason=request.POST.get("reason", "")
         )
         try:
             failure.request_id = _whole(request.POST.get("request", ""), "request")
-            if failure.action == "approve":
+            if withdrawing:
+                services.change_request_withdraw(
+                    user=request.user, request_id=failure.request_id, reason=failure.reason
+                )
+                message = _("Change request #%(id)s withdrawn.")
+            elif failure.action == "approve":
                 services.change_request_approve(
                     user=request.user, request_id=failure.request_id, reason=failure.reason
                 )
@@ -355,7 +366,9 @@ def change_list(request: HttpRequest) -> HttpResponse:
                 )
                 message = _("Change request #%(id)s rejected.")
             else:
-                raise ValidationFailed(f"action: one of approve, reject; got '{failure.action}'")
+                raise ValidationFailed(
+                    f"action: one of approve, reject, withdraw; got '{failure.action}'"
+                )
         except (ValidationFailed, Conflict, PermissionDenied) as error:
             failure.error = error
         else:
@@ -369,6 +382,8 @@ def change_list(request: HttpRequest) -> HttpResponse:
             (s, choice(ChangeRequest.Status(s).label)) for s in ChangeRequest.Status.values
         ],
         "may_decide": request.user.has_perm(REVIEW_CERTIFICATION),
+        "may_file": request.user.has_perm(APPLY_FOR_CERTIFICATION),
+        "may_open_documents": request.user.has_perm(VIEW_CERTIFICATION_DOCUMENTS),
         "me": request.user.get_username(),
         "failure": failure,
     }
@@ -391,17 +406,20 @@ def change_new(request: HttpRequest) -> HttpResponse:
         "certification": certified,
         "values": values,
         "reason": "",
+        "document_kinds": forms.document_kinds(),
+        "change_documents": forms.change_documents(),
     }
     if request.method == "GET" or certified is None:
         return render(request, "certification/change_new.html", context)
     values.update({name: request.POST.get(name, "").strip() for name in values})
     context["reason"] = request.POST.get("reason", "")
     try:
-        filed = services.change_request_file(
+        filed = forms.change_save(
             user=request.user,
             customer_id=customer_id,
             changes={name: value for name, value in values.items() if value},
             reason=context["reason"],
+            uploads=forms.uploads_from(request.POST, request.FILES),
             source="staff",
         )
     except (ValidationFailed, Conflict) as error:
@@ -441,6 +459,7 @@ def _level_edit(level: selectors.LevelView) -> dict[str, Any]:
         "required_documents": list(level.required_documents),
         "validity_days": str(level.validity_days),
         "remind_days": str(level.remind_days),
+        "fallback": level.fallback or "",
         "is_active": level.is_active,
     }
 
@@ -471,6 +490,8 @@ def _level_changes(data: QueryDict, code: str) -> dict[str, Any]:
         "remind_days": _whole(data.get("remind_days", ""), f"{where}.remind_days"),
         "is_active": data.get("is_active") == "on",
     }
+    if "fallback" in data:  # a form without the field leaves the fallback as it is
+        changes["fallback"] = data.get("fallback", "").strip() or None
     for name in ("name", "name_en"):
         if not changes[name]:
             raise ValidationFailed(f"{where}.{name}: a name is required")
@@ -522,8 +543,9 @@ def level_list(request: HttpRequest) -> HttpResponse:
             return redirect(f"{reverse('web:certification-levels')}#level-{code}")
     context = {
         "rows": rows,
+        "level_names": {row.level.code: forms.level_label(row.level) for row in rows},
         "may_change": request.user.has_perm(CHANGE_CERTIFICATION_LEVELS),
-        "document_kinds": [(kind, forms.document_label(kind)) for kind in rules.DOCUMENT_LABELS],
+        "document_kinds": forms.document_kinds(),
     }
     return render(request, "certification/levels.html", context, status=status)
 

@@ -8,6 +8,7 @@ inside the caller's transaction: the caller decides whether the batch commits.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -429,6 +430,10 @@ def _insert_columns(
                 column = pc_fill(column, default)
             columns[fld.column] = column
         else:
+            if isinstance(fld, models.JSONField) and default is not None:
+                # A JSON default ([] or {}) goes in as its text: neither SQLite's executemany
+                # nor PostgreSQL's CSV COPY takes a list or a dict.
+                default = json.dumps(default)
             columns[fld.column] = _constant(default, count)
     return pa.table(columns)
 

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from patron.account.roles import CHANGE_TARGETS
 from patron.account.services import require_permission
-from patron.apitext import TEXT
+from patron.apitext import TEXT, DateText
 from patron.customer.api import ErrorOut
 from patron.insight import metrics, selectors, services
 
@@ -158,7 +158,7 @@ class TargetIn(Schema):
         pattern="^(" + "|".join(metrics.METRICS) + ")$", description="A key of GET /metrics"
     )
     name: str = Field(min_length=1, max_length=120, pattern=TEXT)
-    deadline: date
+    deadline: DateText
     target_value: float | None = None
     target_change: float | None = Field(None, description="-0.2 for −20 %")
     owner: str = Field("", max_length=150)
@@ -167,7 +167,7 @@ class TargetIn(Schema):
 
 class TargetPatch(Schema):
     name: str | None = Field(None, min_length=1, max_length=120)
-    deadline: date | None = None
+    deadline: DateText | None = None
     target_value: float | None = None
     target_change: float | None = None
     owner: str | None = Field(None, max_length=150)

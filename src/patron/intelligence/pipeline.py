@@ -88,6 +88,8 @@ def certification_rank(table: pa.Table | None, ids: np.ndarray, cutoff: datetime
         pc.fill_null(pc.greater(table.column("ended_at"), instant), True),
     )
     held = table.filter(live).group_by("customer_id").aggregate([("rank", "max")])
+    if held.num_rows == 0:  # certifications exist, none in force then (a back-dated run)
+        return pa.array(ranks, pa.int64())
     position = pc.index_in(pa.array(ids, pa.int64()), value_set=held.column("customer_id"))
     found = pc.fill_null(pc.take(held.column("rank_max"), pc.fill_null(position, 0)), 0)
     ranks = np.where(pc.is_valid(position).to_numpy(zero_copy_only=False), found.to_numpy(), 0)

@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
-from patron.apitext import NO_NUL, TEXT
+from patron.apitext import NO_NUL, TEXT, Number, WholeNumber, json_number
 from patron.customer.api import ErrorOut
 from patron.customer.selectors import MAX_PAGE, MAX_PAGE_SIZE
 from patron.loyalty import rules, selectors, services, tiers
@@ -41,17 +41,6 @@ GradeIn = Literal["core", "potential", "ordinary"]
 
 #: Request bodies: no unknown fields.
 BODY = ConfigDict(extra="forbid")
-
-
-def _json_number(value: Any) -> Any:
-    """JSON types as the schema says: no true for 1, no "5" for 5 (2.0 is the integer 2)."""
-    if isinstance(value, bool | str):
-        raise ValueError("expected a JSON number")
-    return value
-
-
-WholeNumber = Annotated[int, BeforeValidator(_json_number)]
-Number = Annotated[float, BeforeValidator(_json_number)]
 
 
 # ---------------------------------------------------------------------- points
@@ -252,11 +241,11 @@ class TierPatchIn(Schema):
     rank: WholeNumber = _unless_sent(ge=0, le=1000)
     # (constraints inside the optional type: outside it pydantic leaves them out of the spec)
     min_spend: (
-        Annotated[float, Field(ge=0, le=999_999_999_999), BeforeValidator(_json_number)] | None
+        Annotated[float, Field(ge=0, le=999_999_999_999), BeforeValidator(json_number)] | None
     ) = Field(None, description="Yuan")
     min_grade: GradeIn | None = None
     min_points: (
-        Annotated[int, Field(ge=0, le=rules.MAX_POINTS), BeforeValidator(_json_number)] | None
+        Annotated[int, Field(ge=0, le=rules.MAX_POINTS), BeforeValidator(json_number)] | None
     ) = None
     needs: Literal["all", "any"] = _unless_sent()
     grace_days: WholeNumber = _unless_sent(ge=0, le=3650)

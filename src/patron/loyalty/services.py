@@ -787,3 +787,69 @@ def points_adjust(*, user: Any, customer_id: int, points: int, reason: str) -> P
         ledger.flush()
         _audit_entry(user, entry, customer_id, f"adjusted {points:+d} points: {reason}"[:300])
     return entry
+
+
+def points_grant(
+    *,
+    customer_ids: Sequence[int],
+    points: int,
+    reason: str,
+    key: str,
+    source_type: str,
+    source_id: int | None = None,
+    user: Any = None,
+    actor_label: str = "",
+) -> dict[int, PointsEntry]:
+    """Credit ``points`` to each of ``customer_ids`` as a new lot (an ``adjust`` entry whose
+    ``source_type`` names the programme, e.g. ``campaign``), expiring like earned points.
+
+    For programmes that grant points in bulk (a campaign's offer): **the caller checks the
+    permission** and runs this inside its own transaction. Idempotent per customer: the entry's
+    key is ``grant:{key}:{customer_id}``, so a customer already granted under ``key`` is
+    returned, not credited again. Accounts are locked in id order and the entries written in
+    one batch; one audit entry for the batch. Customer id -> its entry."""
+    points = _whole_points(points, "grant", allow_negative=False)
+    reason = _reason_text(reason, "grant")
+    wanted = sorted(set(customer_ids))
+    keys = {customer_id: f"grant:{key}:{customer_id}" for customer_id in wanted}
+    done: dict[int, PointsEntry] = {}
+    for chunk in _chunks(wanted):
+        for entry in PointsEntry.objects.filter(
+            idempotency_key__in=[keys[c] for c in chunk]
+        ).select_related("account"):
+            done[entry.account.customer_id] = entry
+    fresh = [c for c in wanted if c not in done]
+    if not fresh:
+        return done
+    policy = loyalty_policy_active()
+    with transaction.atomic():
+        ledger = _Ledger(now=timezone.now(), policy_version=policy.version, user=user)
+        ledger.lock(fresh, create=True)
+        expires_on = rules.lot_expires_on(_local_day(ledger.now), policy.rules())
+        created = {
+            customer_id: ledger.credit(
+                customer_id,
+                points=points,
+                expires_on=expires_on,
+                kind=EntryKind.ADJUST,
+                source_type=source_type[:12],
+                source_id=source_id,
+                idempotency_key=keys[customer_id],
+                occurred_at=ledger.now,
+                reason=reason,
+            )
+            for customer_id in fresh
+        }
+        ledger.flush()
+        audit_record(
+            AuditEntry(
+                action="create",
+                entity_type="loyalty.points_grant",
+                entity_id=key[:64],
+                summary=f"{points} points granted to {len(fresh)} customer(s): {reason}"[:300],
+                changes={"points": points, "customers": len(fresh), "key": key},
+            ),
+            actor=user,
+            actor_label="" if user is not None else (actor_label or "points grant"),
+        )
+    return {**done, **created}

@@ -1,5 +1,6 @@
 """REST endpoints of marketing under ``/api/marketing``: segments (list, save, preview, members,
-the field registry) and coupons (templates, issue, list, redeem, void).
+the field registry), coupons (templates, issue, list, redeem, void), campaigns and win-back
+programmes (list, create, change, run, entries, evaluation).
 
 Thin: each endpoint calls one selector or one service. 403 permission, 404 unknown segment,
 template, coupon or customer, 409 a coupon that cannot be issued or redeemed (the message names
@@ -8,7 +9,7 @@ why), 422 invalid input (a rule's mistake is named by its path: ``rule.all[1].va
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -16,7 +17,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import BeforeValidator, ConfigDict, Field
 
-from patron.apitext import NO_NUL, TEXT
+from patron.apitext import NO_NUL, TEXT, DateTimeText, Number, json_number
 from patron.customer.api import ErrorOut
 from patron.customer.selectors import MAX_PAGE, MAX_PAGE_SIZE
 from patron.marketing import selectors, services
@@ -36,14 +37,6 @@ RULE_DOC = (
 )
 
 
-def _json_number(value: Any) -> Any:
-    if isinstance(value, bool | str):
-        raise ValueError("expected a JSON number")
-    return value
-
-
-WholeNumber = Annotated[int, BeforeValidator(_json_number)]
-Number = Annotated[float, BeforeValidator(_json_number)]
 CouponKindIn = Literal["amount_off", "percent_off"]
 CouponStatusIn = Literal["issued", "redeemed", "expired", "void"]
 
@@ -252,11 +245,11 @@ def _unless_sent(**constraints: Any) -> Any:
 
 
 def _bounded_int(low: int, high: int) -> Any:
-    return Annotated[int, Field(ge=low, le=high), BeforeValidator(_json_number)] | None
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(json_number)] | None
 
 
 def _bounded_money(low: float, high: float) -> Any:
-    return Annotated[float, Field(ge=low, le=high), BeforeValidator(_json_number)] | None
+    return Annotated[float, Field(ge=low, le=high), BeforeValidator(json_number)] | None
 
 
 class CouponTemplateIn(Schema):
@@ -269,8 +262,8 @@ class CouponTemplateIn(Schema):
     category_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
         default_factory=list, max_length=200
     )
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: DateTimeText | None = None
+    valid_until: DateTimeText | None = None
     valid_days: _bounded_int(1, 3650) = None  # type: ignore[valid-type]
     per_customer_limit: _bounded_int(1, 1000) = 1  # type: ignore[valid-type]
     stock: _bounded_int(1, 100_000_000) = None  # type: ignore[valid-type]
@@ -288,8 +281,8 @@ class CouponTemplatePatchIn(Schema):
     value: Number = _unless_sent(gt=0, le=1_000_000)
     min_order_amount: Number = _unless_sent(ge=0, le=1_000_000_000)
     category_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = _unless_sent(max_length=200)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: DateTimeText | None = None
+    valid_until: DateTimeText | None = None
     valid_days: _bounded_int(1, 3650) = None  # type: ignore[valid-type]
     per_customer_limit: _bounded_int(1, 1000) = None  # type: ignore[valid-type]
     stock: _bounded_int(1, 100_000_000) = None  # type: ignore[valid-type]
@@ -539,3 +532,826 @@ def redeem_coupon(request: HttpRequest, code: str, body: CouponRedeemIn) -> dict
 )
 def void_coupon(request: HttpRequest, code: str, body: CouponVoidIn) -> dict[str, Any]:
     return _coupon_out(services.coupon_void(user=request.user, code=code, reason=body.reason))
+
+
+# ---------------------------------------------------------------------- campaigns
+
+CampaignGoalIn = Literal["repurchase_rate", "revenue_per_customer", "reactivation_rate"]
+CampaignOfferIn = Literal["coupon", "points", "gift", "message"]
+CampaignChannelIn = Literal["sms", "email", "wechat", "phone", "app"]
+CampaignStatusIn = Literal["draft", "scheduled", "running", "finished", "cancelled"]
+
+
+class CampaignOut(Schema):
+    id: int
+    name: str
+    description: str
+    status: CampaignStatusIn
+    goal_metric: CampaignGoalIn
+    target_value: float | None
+    period_start: datetime
+    period_end: datetime
+    segment_id: int
+    segment_name: str
+    snapshot_id: int | None
+    holdout_share: float
+    seed: int
+    offer_kind: CampaignOfferIn
+    coupon_template_id: int | None
+    points: int | None
+    gift_text: str
+    channels: list[str]
+    message_template: str
+    message_title: str
+    message_text: str
+    send_at: datetime | None
+    budget: Decimal | None
+    unit_cost: Decimal | None
+    spent: Decimal
+    frequency_cap_messages: int | None
+    frequency_cap_days: int | None
+    members: int
+    treatment: int
+    holdout: int
+    messaged: int
+    skipped: int
+    pending: int
+    launched_at: datetime | None
+    launched_by: str
+    finished_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str
+    note: str
+    created_at: datetime
+
+
+def _campaign_out(summary: selectors.CampaignSummary) -> dict[str, Any]:
+    c = summary.campaign
+    return {
+        **{
+            f: getattr(c, f)
+            for f in (
+                "name", "description", "status", "goal_metric", "period_start", "period_end",
+                "segment_id", "snapshot_id", "seed", "offer_kind", "coupon_template_id",
+                "points", "gift_text", "channels", "message_template", "message_title",
+                "message_text", "send_at", "budget", "unit_cost", "spent",
+                "frequency_cap_messages", "frequency_cap_days", "launched_at", "launched_by",
+                "finished_at", "cancelled_at", "cancel_reason", "note", "created_at",
+            )
+        },
+        "id": c.pk,
+        "target_value": float(c.target_value) if c.target_value is not None else None,
+        "holdout_share": float(c.holdout_share),
+        "segment_name": c.segment.name,
+        "members": summary.members,
+        "treatment": summary.treatment,
+        "holdout": summary.holdout,
+        "messaged": summary.messaged,
+        "skipped": summary.skipped,
+        "pending": summary.pending,
+    }  # fmt: skip
+
+
+def _text(max_length: int) -> Any:
+    return Field(min_length=1, max_length=max_length, pattern=TEXT)
+
+
+class CampaignIn(Schema):
+    model_config = BODY
+
+    name: str = _text(services.MAX_NAME)
+    description: str = Field("", max_length=services.MAX_DESCRIPTION, pattern=NO_NUL)
+    goal_metric: CampaignGoalIn
+    target_value: _bounded_money(-1_000_000, 1_000_000) = Field(  # type: ignore[valid-type]
+        None, description="Uplift aimed for: a share for rates (0.03 = 3 points), CNY otherwise"
+    )
+    period_start: DateTimeText
+    period_end: DateTimeText
+    segment_id: int = Field(ge=1, le=MAX_ID)
+    holdout_share: _bounded_money(0, 0.5) = Field(  # type: ignore[valid-type]
+        0.1, description="Share of the audience kept out as the control group (0 to 0.5)"
+    )
+    seed: _bounded_int(0, MAX_ID) = Field(  # type: ignore[valid-type]
+        None, description="Seed of the holdout draw; drawn and recorded when left out"
+    )
+    offer_kind: CampaignOfferIn
+    coupon_template_id: _bounded_int(1, MAX_ID) = None  # type: ignore[valid-type]
+    points: _bounded_int(1, 1_000_000) = None  # type: ignore[valid-type]
+    gift_text: str = Field("", max_length=services.MAX_GIFT_TEXT, pattern=NO_NUL)
+    channels: list[CampaignChannelIn] = Field(
+        min_length=1, max_length=5, description="In order of preference: one message each"
+    )
+    message_template: str = Field("marketing.announcement", max_length=80, pattern=r"^[a-z._]+$")
+    message_title: str = _text(services.MAX_TITLE)
+    message_text: str = Field(
+        min_length=1,
+        max_length=services.MAX_MESSAGE_TEXT,
+        pattern=TEXT,
+        description="May use {coupon_code}, {points} and {gift}",
+    )
+    send_at: DateTimeText | None = None
+    budget: _bounded_money(0.01, 1_000_000_000) = None  # type: ignore[valid-type]
+    unit_cost: _bounded_money(0, 1_000_000) = None  # type: ignore[valid-type]
+    frequency_cap_messages: _bounded_int(1, 1000) = 2  # type: ignore[valid-type]
+    frequency_cap_days: _bounded_int(1, 366) = 7  # type: ignore[valid-type]
+
+
+class CampaignPatchIn(Schema):
+    """Only the fields sent are changed (a draft only); null clears an optional term."""
+
+    model_config = BODY
+
+    name: str = _unless_sent(min_length=1, max_length=services.MAX_NAME, pattern=TEXT)
+    description: str = _unless_sent(max_length=services.MAX_DESCRIPTION, pattern=NO_NUL)
+    goal_metric: CampaignGoalIn = _unless_sent()
+    target_value: _bounded_money(-1_000_000, 1_000_000) = None  # type: ignore[valid-type]
+    period_start: DateTimeText = _unless_sent()
+    period_end: DateTimeText = _unless_sent()
+    segment_id: int = _unless_sent(ge=1, le=MAX_ID)
+    holdout_share: _bounded_money(0, 0.5) = _unless_sent()  # type: ignore[valid-type]
+    seed: _bounded_int(0, MAX_ID) = _unless_sent()  # type: ignore[valid-type]
+    offer_kind: CampaignOfferIn = _unless_sent()
+    coupon_template_id: _bounded_int(1, MAX_ID) = None  # type: ignore[valid-type]
+    points: _bounded_int(1, 1_000_000) = None  # type: ignore[valid-type]
+    gift_text: str = _unless_sent(max_length=services.MAX_GIFT_TEXT, pattern=NO_NUL)
+    channels: list[CampaignChannelIn] = _unless_sent(min_length=1, max_length=5)
+    message_template: str = _unless_sent(max_length=80, pattern=r"^[a-z._]+$")
+    message_title: str = _unless_sent(min_length=1, max_length=services.MAX_TITLE, pattern=TEXT)
+    message_text: str = _unless_sent(
+        min_length=1, max_length=services.MAX_MESSAGE_TEXT, pattern=TEXT
+    )
+    send_at: DateTimeText | None = None
+    budget: _bounded_money(0.01, 1_000_000_000) = None  # type: ignore[valid-type]
+    unit_cost: _bounded_money(0, 1_000_000) = None  # type: ignore[valid-type]
+    frequency_cap_messages: _bounded_int(1, 1000) = None  # type: ignore[valid-type]
+    frequency_cap_days: _bounded_int(1, 366) = None  # type: ignore[valid-type]
+
+
+class CampaignCancelIn(Schema):
+    model_config = BODY
+
+    reason: str = Field(min_length=1, max_length=500, pattern=TEXT)
+
+
+class CampaignListParams(Schema):
+    status: CampaignStatusIn | None = None
+
+
+class CampaignIntervalOut(Schema):
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    method: str
+
+
+class CampaignGroupOut(Schema):
+    group: Literal["treatment", "holdout"]
+    members: int
+    outcomes: dict[str, int]
+    buyers: int
+    orders: int
+    revenue: Decimal
+    lapsed: int
+    reactivated: int
+    coupons_issued: int
+    coupons_redeemed: int
+    discount_given: Decimal
+    points_granted: int
+    cost: Decimal
+    metric: float | None
+    metric_interval: CampaignIntervalOut | None
+
+
+class CampaignReachOut(Schema):
+    channel: str
+    messages: int
+    pending: int
+    sent: int
+    failed: int
+    suppressed: int
+    cancelled: int
+    delivered: int | str
+    opened: int | str
+    clicked: int | str
+
+
+class CampaignEvaluationOut(Schema):
+    campaign_id: int
+    status: CampaignStatusIn
+    as_of: datetime
+    window_start: datetime
+    window_end: datetime
+    is_complete: bool
+    goal_metric: CampaignGoalIn
+    goal_label: str
+    goal_definition: str
+    unit: Literal["share", "CNY"]
+    treatment: CampaignGroupOut
+    holdout: CampaignGroupOut
+    uplift: CampaignIntervalOut | None
+    is_significant: bool | None
+    target: float | None
+    progress: float | None
+    is_target_reached: bool | None
+    contact_rate: float | None
+    effect_on_contacted: CampaignIntervalOut | None
+    reach: list[CampaignReachOut]
+    notes: list[str]
+
+
+def _campaign_data(data: dict[str, Any]) -> dict[str, Any]:
+    for name in ("budget", "unit_cost"):
+        if name in data and data[name] is not None:
+            data[name] = _yuan(data[name])
+    for name in ("target_value", "holdout_share"):
+        if name in data and data[name] is not None:
+            data[name] = Decimal(str(data[name]))
+    return data
+
+
+def _evaluation_out(evaluation: selectors.CampaignEvaluation) -> dict[str, Any]:
+    def reach(r: selectors.CampaignChannelReach) -> dict[str, Any]:
+        out = dict(r.__dict__)
+        for name in ("delivered", "opened", "clicked"):
+            if out[name] is None:
+                out[name] = selectors.NOT_REPORTED
+        return out
+
+    return {
+        **{
+            f: getattr(evaluation, f)
+            for f in (
+                "as_of", "window_start", "window_end", "is_complete", "goal_metric",
+                "goal_label", "goal_definition", "unit", "treatment", "holdout", "uplift",
+                "is_significant", "target", "progress", "is_target_reached", "contact_rate",
+                "effect_on_contacted",
+            )
+        },
+        "campaign_id": evaluation.campaign.pk,
+        "status": evaluation.campaign.status,
+        "reach": [reach(r) for r in evaluation.reach],
+        "notes": list(evaluation.notes),
+    }  # fmt: skip
+
+
+@router.get(
+    "/campaigns",
+    response={200: list[CampaignOut], **ERRORS},
+    summary="Campaigns, newest first, with their members by group",
+)
+def list_campaigns(request: HttpRequest, params: Query[CampaignListParams]) -> list[dict[str, Any]]:
+    return [
+        _campaign_out(s) for s in selectors.campaigns_list(user=request.user, status=params.status)
+    ]
+
+
+@router.post(
+    "/campaigns",
+    response={201: CampaignOut, **ERRORS},
+    summary="Create a campaign in draft (audited; the plan is checked as a whole)",
+)
+def create_campaign(request: HttpRequest, body: CampaignIn) -> tuple[int, dict[str, Any]]:
+    campaign = services.campaign_create(user=request.user, data=_campaign_data(body.model_dump()))
+    return 201, _campaign_out(selectors.campaign_get(user=request.user, campaign_id=campaign.pk))
+
+
+@router.get("/campaigns/{campaign_id}", response={200: CampaignOut, **ERRORS}, summary="A campaign")
+def get_campaign(request: HttpRequest, campaign_id: int) -> dict[str, Any]:
+    return _campaign_out(selectors.campaign_get(user=request.user, campaign_id=campaign_id))
+
+
+@router.patch(
+    "/campaigns/{campaign_id}",
+    response={200: CampaignOut, **ERRORS},
+    summary="Change a draft campaign's plan (409 once scheduled or launched)",
+)
+def patch_campaign(request: HttpRequest, campaign_id: int, body: CampaignPatchIn) -> dict[str, Any]:
+    data = _campaign_data(body.model_dump(exclude_unset=True))
+    for name in (
+        "name", "description", "goal_metric", "period_start", "period_end", "segment_id",
+        "holdout_share", "seed", "offer_kind", "gift_text", "channels", "message_template",
+        "message_title", "message_text",
+    ):  # fmt: skip
+        if name in data and data[name] is None:
+            del data[name]
+    services.campaign_update(user=request.user, campaign_id=campaign_id, changes=data)
+    return _campaign_out(selectors.campaign_get(user=request.user, campaign_id=campaign_id))
+
+
+@router.post(
+    "/campaigns/{campaign_id}/schedule",
+    response={200: CampaignOut, **ERRORS},
+    summary="Schedule a draft campaign for its send_at (the campaign job launches it)",
+)
+def schedule_campaign(request: HttpRequest, campaign_id: int) -> dict[str, Any]:
+    services.campaign_schedule(user=request.user, campaign_id=campaign_id)
+    return _campaign_out(selectors.campaign_get(user=request.user, campaign_id=campaign_id))
+
+
+@router.post(
+    "/campaigns/{campaign_id}/launch",
+    response={200: CampaignOut, **ERRORS},
+    summary="Launch now: freeze the audience, draw the holdout, send offers and messages "
+    "(idempotent: a second launch sends nobody twice)",
+)
+def launch_campaign(request: HttpRequest, campaign_id: int) -> dict[str, Any]:
+    services.campaign_launch(user=request.user, campaign_id=campaign_id)
+    return _campaign_out(selectors.campaign_get(user=request.user, campaign_id=campaign_id))
+
+
+@router.post(
+    "/campaigns/{campaign_id}/cancel",
+    response={200: CampaignOut, **ERRORS},
+    summary="Cancel a draft, scheduled or running campaign (audited with the reason)",
+)
+def cancel_campaign(
+    request: HttpRequest, campaign_id: int, body: CampaignCancelIn
+) -> dict[str, Any]:
+    services.campaign_cancel(user=request.user, campaign_id=campaign_id, reason=body.reason)
+    return _campaign_out(selectors.campaign_get(user=request.user, campaign_id=campaign_id))
+
+
+@router.get(
+    "/campaigns/{campaign_id}/evaluation",
+    response={200: CampaignEvaluationOut, **ERRORS},
+    summary="Treatment against holdout: reach, offers, orders, the goal metric and its uplift "
+    "with a 95 % interval",
+)
+def campaign_evaluation(request: HttpRequest, campaign_id: int) -> dict[str, Any]:
+    return _evaluation_out(
+        selectors.campaign_evaluation(user=request.user, campaign_id=campaign_id)
+    )
+
+
+# ---------------------------------------------------------------------- win-back (R-G7)
+
+WinbackOfferIn = Literal["coupon", "points", "gift", "message"]
+GradeIn = Literal["core", "potential", "ordinary"]
+WinbackGroupIn = Literal["treatment", "holdout"]
+WinbackOutcomeIn = Literal[
+    "pending", "messaged", "suppressed", "no_consent", "no_address", "capped", "over_budget",
+    "coupon_limit", "out_of_stock", "not_sent", "holdout",
+]  # fmt: skip
+
+
+def _required_int(low: int, high: int) -> Any:
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(json_number)]
+
+
+def _required_number(low: float, high: float) -> Any:
+    return Annotated[float, Field(ge=low, le=high), BeforeValidator(json_number)]
+
+
+class WinbackRunOut(Schema):
+    id: int
+    as_of: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    is_placebo: bool
+    threshold: float
+    at_risk: int
+    entered: int
+    treatment: int
+    holdout: int
+    cool_down: int
+    still_at_risk: int
+    recovered: int
+    messaged: int
+    skipped: int
+    run_by: str
+
+
+class WinbackProgrammeOut(Schema):
+    id: int
+    name: str
+    description: str
+    is_active: bool
+    churn_threshold: float
+    holdout_share: float
+    seed: int
+    cool_down_days: int
+    window_days: int
+    offer_kind: WinbackOfferIn
+    coupon_template_id: int | None
+    points: int | None
+    gift_text: str
+    high_value_offer_kind: WinbackOfferIn | Literal[""]
+    high_value_coupon_template_id: int | None
+    high_value_points: int | None
+    high_value_gift_text: str
+    high_value_min_clv: Decimal | None
+    high_value_grades: list[str]
+    channels: list[str]
+    message_title: str
+    message_text: str
+    category_fallback: str
+    frequency_cap_messages: int | None
+    frequency_cap_days: int | None
+    entries: int
+    treatment: int
+    holdout: int
+    messaged: int
+    pending: int
+    last_run: WinbackRunOut | None
+    created_at: datetime
+    updated_by: str
+    updated_at: datetime
+
+
+def _winback_run_out(run: Any) -> dict[str, Any]:
+    return {
+        **{
+            f: getattr(run, f)
+            for f in (
+                "as_of", "started_at", "finished_at", "is_placebo", "at_risk", "entered",
+                "treatment", "holdout", "cool_down", "still_at_risk", "recovered", "messaged",
+                "skipped", "run_by",
+            )
+        },
+        "id": run.pk,
+        "threshold": float(run.threshold),
+    }  # fmt: skip
+
+
+def _winback_out(summary: selectors.WinbackSummary) -> dict[str, Any]:
+    p = summary.programme
+    return {
+        **{
+            f: getattr(p, f)
+            for f in (
+                "name", "description", "is_active", "seed", "cool_down_days", "window_days",
+                "offer_kind", "coupon_template_id", "points", "gift_text", "high_value_offer_kind",
+                "high_value_coupon_template_id", "high_value_points", "high_value_gift_text",
+                "high_value_min_clv", "high_value_grades", "channels", "message_title",
+                "message_text", "category_fallback", "frequency_cap_messages",
+                "frequency_cap_days", "created_at", "updated_by", "updated_at",
+            )
+        },
+        "id": p.pk,
+        "churn_threshold": float(p.churn_threshold),
+        "holdout_share": float(p.holdout_share),
+        "entries": summary.entries,
+        "treatment": summary.treatment,
+        "holdout": summary.holdout,
+        "messaged": summary.messaged,
+        "pending": summary.pending,
+        "last_run": _winback_run_out(summary.last_run) if summary.last_run else None,
+    }  # fmt: skip
+
+
+class WinbackProgrammeIn(Schema):
+    model_config = BODY
+
+    name: str = _text(services.MAX_NAME)
+    description: str = Field("", max_length=services.MAX_DESCRIPTION, pattern=NO_NUL)
+    is_active: bool = True
+    churn_threshold: Number = Field(
+        gt=0, lt=1, description="Customers whose churn probability rises to this or above enter"
+    )
+    holdout_share: _required_number(0, 0.5) = Field(  # type: ignore[valid-type]
+        0.1, description="Share held out, decided per customer from the seed (0 to 0.5)"
+    )
+    seed: _bounded_int(0, MAX_ID) = Field(  # type: ignore[valid-type]
+        None, description="Seed of the holdout draw; drawn and recorded when left out"
+    )
+    cool_down_days: _required_int(1, 730) = Field(  # type: ignore[valid-type]
+        90, description="A customer is not enrolled again within this many days (≥ window_days)"
+    )
+    window_days: _required_int(1, 730) = Field(  # type: ignore[valid-type]
+        60, description="Reactivation: a paid order within this many days of enrolment"
+    )
+    offer_kind: WinbackOfferIn
+    coupon_template_id: _bounded_int(1, MAX_ID) = None  # type: ignore[valid-type]
+    points: _bounded_int(1, 1_000_000) = None  # type: ignore[valid-type]
+    gift_text: str = Field("", max_length=services.MAX_GIFT_TEXT, pattern=NO_NUL)
+    high_value_offer_kind: WinbackOfferIn | None = Field(
+        None, description="The high-value customers' offer; none: everyone gets offer_kind"
+    )
+    high_value_coupon_template_id: _bounded_int(1, MAX_ID) = None  # type: ignore[valid-type]
+    high_value_points: _bounded_int(1, 1_000_000) = None  # type: ignore[valid-type]
+    high_value_gift_text: str = Field("", max_length=services.MAX_GIFT_TEXT, pattern=NO_NUL)
+    high_value_min_clv: _bounded_money(0, 1_000_000_000) = Field(  # type: ignore[valid-type]
+        None, description="High value: 12-month CLV at least this (CNY)"
+    )
+    high_value_grades: list[GradeIn] = Field(
+        default_factory=list, max_length=3, description="High value: or one of these grades"
+    )
+    channels: list[CampaignChannelIn] = Field(
+        min_length=1, max_length=5, description="In order of preference: one message each"
+    )
+    message_title: str = _text(services.MAX_TITLE)
+    message_text: str = Field(
+        min_length=1,
+        max_length=services.MAX_MESSAGE_TEXT,
+        pattern=TEXT,
+        description="May use {coupon_code}, {points}, {gift} and {top_category}",
+    )
+    category_fallback: str = Field(
+        services.DEFAULT_CATEGORY_FALLBACK,
+        min_length=1,
+        max_length=services.MAX_CATEGORY_FALLBACK,
+        pattern=TEXT,
+        description="Put for {top_category} when the customer bought nothing categorised",
+    )
+    frequency_cap_messages: _bounded_int(1, 1000) = 2  # type: ignore[valid-type]
+    frequency_cap_days: _bounded_int(1, 366) = 7  # type: ignore[valid-type]
+
+
+class WinbackProgrammePatchIn(Schema):
+    """Only the fields sent are changed; null clears an optional term. The seed and the holdout
+    share are fixed once a customer is enrolled (409)."""
+
+    model_config = BODY
+
+    name: str = _unless_sent(min_length=1, max_length=services.MAX_NAME, pattern=TEXT)
+    description: str = _unless_sent(max_length=services.MAX_DESCRIPTION, pattern=NO_NUL)
+    is_active: bool = _unless_sent()
+    churn_threshold: Number = _unless_sent(gt=0, lt=1)
+    holdout_share: _required_number(0, 0.5) = _unless_sent()  # type: ignore[valid-type]
+    seed: _required_int(0, MAX_ID) = _unless_sent()  # type: ignore[valid-type]
+    cool_down_days: _required_int(1, 730) = _unless_sent()  # type: ignore[valid-type]
+    window_days: _required_int(1, 730) = _unless_sent()  # type: ignore[valid-type]
+    offer_kind: WinbackOfferIn = _unless_sent()
+    coupon_template_id: _bounded_int(1, MAX_ID) = None  # type: ignore[valid-type]
+    points: _bounded_int(1, 1_000_000) = None  # type: ignore[valid-type]
+    gift_text: str = _unless_sent(max_length=services.MAX_GIFT_TEXT, pattern=NO_NUL)
+    high_value_offer_kind: WinbackOfferIn | None = None
+    high_value_coupon_template_id: _bounded_int(1, MAX_ID) = None  # type: ignore[valid-type]
+    high_value_points: _bounded_int(1, 1_000_000) = None  # type: ignore[valid-type]
+    high_value_gift_text: str = _unless_sent(max_length=services.MAX_GIFT_TEXT, pattern=NO_NUL)
+    high_value_min_clv: _bounded_money(0, 1_000_000_000) = None  # type: ignore[valid-type]
+    high_value_grades: list[GradeIn] = _unless_sent(max_length=3)
+    channels: list[CampaignChannelIn] = _unless_sent(min_length=1, max_length=5)
+    message_title: str = _unless_sent(min_length=1, max_length=services.MAX_TITLE, pattern=TEXT)
+    message_text: str = _unless_sent(
+        min_length=1, max_length=services.MAX_MESSAGE_TEXT, pattern=TEXT
+    )
+    category_fallback: str = _unless_sent(
+        min_length=1, max_length=services.MAX_CATEGORY_FALLBACK, pattern=TEXT
+    )
+    frequency_cap_messages: _bounded_int(1, 1000) = None  # type: ignore[valid-type]
+    frequency_cap_days: _bounded_int(1, 366) = None  # type: ignore[valid-type]
+
+
+_WINBACK_REQUIRED = (
+    "name", "description", "is_active", "churn_threshold", "holdout_share", "seed",
+    "cool_down_days", "window_days", "offer_kind", "gift_text", "high_value_gift_text",
+    "high_value_grades", "channels", "message_title", "message_text", "category_fallback",
+)  # fmt: skip
+
+
+def _winback_data(data: dict[str, Any]) -> dict[str, Any]:
+    for name in ("churn_threshold", "holdout_share"):
+        if name in data and data[name] is not None:
+            data[name] = Decimal(str(data[name]))
+    if "high_value_min_clv" in data and data["high_value_min_clv"] is not None:
+        data["high_value_min_clv"] = _yuan(data["high_value_min_clv"])
+    if "high_value_offer_kind" in data and data["high_value_offer_kind"] is None:
+        data["high_value_offer_kind"] = ""
+    return data
+
+
+class WinbackRunIn(Schema):
+    model_config = BODY
+
+    placebo: bool = Field(
+        False, description="Enrol and record, but send nothing (an A/A test of the programme)"
+    )
+
+
+class WinbackGroupOut(Schema):
+    group: WinbackGroupIn
+    entries: int
+    customers: int
+    outcomes: dict[str, int]
+    reactivated: int
+    orders: int
+    revenue: Decimal
+    rate: float | None
+    rate_interval: CampaignIntervalOut | None
+    revenue_per_entry: float | None
+    revenue_interval: CampaignIntervalOut | None
+    coupons_issued: int
+    coupons_redeemed: int
+    discount_given: Decimal
+    points_granted: int
+    cost: Decimal
+
+
+class WinbackTierOut(Schema):
+    tier: Literal["standard", "high_value"]
+    treatment: int
+    treatment_reactivated: int
+    holdout: int
+    holdout_reactivated: int
+    uplift: CampaignIntervalOut | None
+
+
+class WinbackEvaluationOut(Schema):
+    programme_id: int
+    as_of: datetime
+    window_days: int
+    entries: int
+    matured: int
+    in_window: int
+    in_window_reactivated: int
+    treatment: WinbackGroupOut
+    holdout: WinbackGroupOut
+    uplift: CampaignIntervalOut | None
+    is_significant: bool | None
+    revenue_uplift: CampaignIntervalOut | None
+    contact_rate: float | None
+    effect_on_contacted: CampaignIntervalOut | None
+    tiers: list[WinbackTierOut]
+    notes: list[str]
+
+
+class WinbackEnrolmentOut(Schema):
+    id: int
+    customer_id: int
+    cycle: int
+    run_id: int
+    enrolled_at: datetime
+    window_ends_at: datetime
+    churn_probability: float
+    score_as_of: date | None
+    group: WinbackGroupIn
+    offer_tier: Literal["standard", "high_value"]
+    offer_kind: WinbackOfferIn
+    coupon_template_id: int | None
+    points: int | None
+    offer_reason: str
+    basis: dict[str, Any]
+    outcome: WinbackOutcomeIn
+    reason: str
+    channel: str
+    coupon_code: str | None
+    message_id: int | None
+    recovered_at: datetime | None
+
+
+class WinbackEnrolmentPageOut(Schema):
+    count: int
+    page: int
+    page_size: int
+    num_pages: int
+    items: list[WinbackEnrolmentOut]
+
+
+class WinbackEnrolmentParams(Schema):
+    group: WinbackGroupIn | None = None
+    outcome: WinbackOutcomeIn | None = None
+    page: int = Field(1, ge=1, le=MAX_PAGE)
+    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
+
+
+def _enrolment_out(entry: Any) -> dict[str, Any]:
+    return {
+        **{
+            f: getattr(entry, f)
+            for f in (
+                "customer_id", "cycle", "run_id", "enrolled_at", "window_ends_at",
+                "churn_probability", "score_as_of", "group", "offer_tier", "offer_kind",
+                "coupon_template_id", "points", "offer_reason", "basis", "outcome", "reason",
+                "channel", "message_id", "recovered_at",
+            )
+        },
+        "id": entry.pk,
+        "coupon_code": entry.coupon.code if entry.coupon_id else None,
+    }  # fmt: skip
+
+
+def _winback_evaluation_out(evaluation: selectors.WinbackEvaluation) -> dict[str, Any]:
+    return {
+        **{
+            f: getattr(evaluation, f)
+            for f in (
+                "as_of", "entries", "matured", "in_window", "in_window_reactivated",
+                "treatment", "holdout", "uplift", "is_significant", "revenue_uplift",
+                "contact_rate", "effect_on_contacted",
+            )
+        },
+        "programme_id": evaluation.programme.pk,
+        "window_days": evaluation.programme.window_days,
+        "tiers": list(evaluation.tiers),
+        "notes": list(evaluation.notes),
+    }  # fmt: skip
+
+
+@router.get(
+    "/winback-programmes",
+    response={200: list[WinbackProgrammeOut], **ERRORS},
+    summary="Win-back programmes with their entries by group and latest run",
+)
+def list_winback_programmes(request: HttpRequest) -> list[dict[str, Any]]:
+    return [_winback_out(s) for s in selectors.winback_programmes_list(user=request.user)]
+
+
+@router.post(
+    "/winback-programmes",
+    response={201: WinbackProgrammeOut, **ERRORS},
+    summary="Create a win-back programme (audited; checked as a whole)",
+)
+def create_winback_programme(
+    request: HttpRequest, body: WinbackProgrammeIn
+) -> tuple[int, dict[str, Any]]:
+    programme = services.winback_programme_create(
+        user=request.user, data=_winback_data(body.model_dump())
+    )
+    return 201, _winback_out(
+        selectors.winback_programme_get(user=request.user, programme_id=programme.pk)
+    )
+
+
+@router.get(
+    "/winback-programmes/{programme_id}",
+    response={200: WinbackProgrammeOut, **ERRORS},
+    summary="A win-back programme",
+)
+def get_winback_programme(request: HttpRequest, programme_id: int) -> dict[str, Any]:
+    return _winback_out(
+        selectors.winback_programme_get(user=request.user, programme_id=programme_id)
+    )
+
+
+@router.patch(
+    "/winback-programmes/{programme_id}",
+    response={200: WinbackProgrammeOut, **ERRORS},
+    summary="Change a win-back programme (audited; pausing stops the sending)",
+)
+def patch_winback_programme(
+    request: HttpRequest, programme_id: int, body: WinbackProgrammePatchIn
+) -> dict[str, Any]:
+    data = _winback_data(body.model_dump(exclude_unset=True))
+    for name in _WINBACK_REQUIRED:
+        if name in data and data[name] is None:
+            del data[name]
+    services.winback_programme_update(user=request.user, programme_id=programme_id, changes=data)
+    return _winback_out(
+        selectors.winback_programme_get(user=request.user, programme_id=programme_id)
+    )
+
+
+@router.post(
+    "/winback-programmes/{programme_id}/run",
+    response={200: WinbackRunOut, **ERRORS},
+    summary="Run now: enrol the customers whose churn risk newly rose to the threshold, send "
+    "the treated their offer (idempotent: nobody is enrolled twice)",
+)
+def run_winback_programme(
+    request: HttpRequest, programme_id: int, body: WinbackRunIn
+) -> dict[str, Any]:
+    run = services.winback_programme_run(
+        user=request.user, programme_id=programme_id, placebo=body.placebo
+    )
+    return _winback_run_out(run)
+
+
+@router.get(
+    "/winback-programmes/{programme_id}/runs",
+    response={200: list[WinbackRunOut], **ERRORS},
+    summary="The programme's latest runs, newest first",
+)
+def list_winback_runs(request: HttpRequest, programme_id: int) -> list[dict[str, Any]]:
+    return [
+        _winback_run_out(r)
+        for r in selectors.winback_runs_list(user=request.user, programme_id=programme_id)
+    ]
+
+
+@router.get(
+    "/winback-programmes/{programme_id}/enrolments",
+    response={200: WinbackEnrolmentPageOut, **ERRORS},
+    summary="The programme's entries, newest first, with the offer chosen and why",
+)
+def list_winback_enrolments(
+    request: HttpRequest, programme_id: int, params: Query[WinbackEnrolmentParams]
+) -> dict[str, Any]:
+    page = selectors.winback_enrolments(
+        user=request.user,
+        programme_id=programme_id,
+        group=params.group,
+        outcome=params.outcome,
+        page=params.page,
+        page_size=params.page_size,
+    )
+    return {
+        "count": page.count,
+        "page": page.page,
+        "page_size": page.page_size,
+        "num_pages": page.num_pages,
+        "items": [_enrolment_out(e) for e in page.items],
+    }
+
+
+@router.get(
+    "/winback-programmes/{programme_id}/evaluation",
+    response={200: WinbackEvaluationOut, **ERRORS},
+    summary="Reactivation within the window, treatment against holdout, with the uplift's 95 % "
+    "interval (entries whose window has closed)",
+)
+def winback_evaluation(request: HttpRequest, programme_id: int) -> dict[str, Any]:
+    return _winback_evaluation_out(
+        selectors.winback_evaluation(user=request.user, programme_id=programme_id)
+    )

@@ -15,10 +15,11 @@ valid rule into one queryset (``patron.marketing.selectors.segment_queryset``).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
@@ -485,4 +486,428 @@ def issue_plan(
                 f"per_customer_limit: customers {shown} would hold more than "
                 f"{per_customer_limit} coupon(s) of this template"
             )
+    return problems
+
+
+# ---------------------------------------------------------------------- campaigns
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+#: Campaign status -> {action: next status}. ``launch`` freezes the audience and sends;
+#: ``resume`` sends to the members a stopped launch had not reached yet (what a second launch
+#: of a running campaign does: nobody is sent twice); ``finish`` closes the period.
+CAMPAIGN_MACHINE: dict[str, dict[str, str]] = {
+    CampaignStatus.DRAFT: {
+        "schedule": CampaignStatus.SCHEDULED,
+        "launch": CampaignStatus.RUNNING,
+        "cancel": CampaignStatus.CANCELLED,
+    },
+    CampaignStatus.SCHEDULED: {
+        "launch": CampaignStatus.RUNNING,
+        "cancel": CampaignStatus.CANCELLED,
+    },
+    CampaignStatus.RUNNING: {
+        "resume": CampaignStatus.RUNNING,
+        "finish": CampaignStatus.FINISHED,
+        "cancel": CampaignStatus.CANCELLED,
+    },
+    CampaignStatus.FINISHED: {},
+    CampaignStatus.CANCELLED: {},
+}
+
+
+def campaign_next(state: str, action: str) -> str:
+    return next_state(CAMPAIGN_MACHINE, "the campaign", state, action)
+
+
+class GoalMetric(StrEnum):
+    REPURCHASE_RATE = "repurchase_rate"
+    REVENUE_PER_CUSTOMER = "revenue_per_customer"
+    REACTIVATION_RATE = "reactivation_rate"
+
+
+#: Goal metric -> (unit, Chinese label, English label, definition). Rates are shares (0–1).
+GOAL_METRICS: dict[str, tuple[str, str, str, str]] = {
+    GoalMetric.REPURCHASE_RATE: (
+        "share",
+        "复购率",
+        "Repurchase rate",
+        "share of the group placing a paid order in the period",
+    ),
+    GoalMetric.REVENUE_PER_CUSTOMER: (
+        "CNY",
+        "人均销售额",
+        "Revenue per customer",
+        "paid order totals in the period divided by the group's size (non-buyers count as 0)",
+    ),
+    GoalMetric.REACTIVATION_RATE: (
+        "share",
+        "唤醒率",
+        "Reactivation rate",
+        "share of the group with no paid order in the 180 days before the period who ordered in it",
+    ),
+}
+REACTIVATION_LOOKBACK_DAYS = 180
+
+
+class OfferKind(StrEnum):
+    COUPON = "coupon"
+    POINTS = "points"
+    GIFT = "gift"
+    MESSAGE = "message"
+
+
+MAX_HOLDOUT_SHARE = Decimal("0.5")
+DEFAULT_HOLDOUT_SHARE = Decimal("0.1")
+
+
+def holdout_size(audience: int, share: Decimal) -> int:
+    """Members held out of ``audience``: ``audience × share`` rounded half up (exact, in
+    decimals: 25 × 0.1 is 2.5, so 3)."""
+    if audience < 0:
+        raise ValueError(f"audience must be 0 or more, got {audience}")
+    if not Decimal(0) <= share <= MAX_HOLDOUT_SHARE:
+        raise ValueError(f"holdout share must be between 0 and {MAX_HOLDOUT_SHARE}, got {share}")
+    return int((Decimal(audience) * Decimal(share)).to_integral_value(ROUND_HALF_UP))
+
+
+def _draw_rank(seed: int, customer_id: int) -> bytes:
+    return hashlib.sha256(f"{seed}:{customer_id}".encode()).digest()
+
+
+def holdout_assign(customer_ids: Sequence[int], share: Decimal, seed: int) -> frozenset[int]:
+    """The holdout: the ``holdout_size`` customers whose SHA-256 of ``"seed:id"`` is smallest.
+
+    Reproducible from the recorded seed alone, whatever order the ids come in and on any
+    Python version (``random``'s algorithms are not promised to stay the same); every
+    customer is equally likely to be held out, independently of who they are."""
+    unique = sorted(set(customer_ids))
+    size = holdout_size(len(unique), share)
+    ranked = sorted(unique, key=lambda customer_id: _draw_rank(seed, customer_id))
+    return frozenset(ranked[:size])
+
+
+def offer_unit_cost(
+    *,
+    offer_kind: str,
+    unit_cost: Decimal | None,
+    coupon_kind: str | None = None,
+    coupon_value: Decimal | None = None,
+) -> Decimal:
+    """What one offer costs against the budget: ``unit_cost`` when given, else an amount-off
+    coupon's face value (the most it can cost: not every code is redeemed), else 0."""
+    if unit_cost is not None:
+        return Decimal(unit_cost)
+    if offer_kind == OfferKind.COUPON and coupon_kind == CouponKind.AMOUNT_OFF:
+        return Decimal(coupon_value or 0)
+    return Decimal("0.00")
+
+
+def budget_allows(*, spent: Decimal, next_cost: Decimal, budget: Decimal | None) -> bool:
+    """Whether the next offer may be issued: never beyond the budget (none: no limit)."""
+    return budget is None or spent + next_cost <= budget
+
+
+def campaign_problems(
+    *,
+    goal_metric: str,
+    period_ordered: bool,
+    holdout_share: Decimal,
+    offer_kind: str,
+    has_coupon_template: bool,
+    points: int | None,
+    gift_text: str,
+    channels: Sequence[str],
+    send_at_in_period: bool,
+    budget: Decimal | None,
+    unit_cost: Decimal | None,
+    effective_unit_cost: Decimal,
+    frequency_cap_messages: int | None,
+    frequency_cap_days: int | None,
+) -> list[str]:
+    """What is wrong with a campaign's plan, one sentence per field (empty: fine)."""
+    problems = []
+    if goal_metric not in set(GoalMetric):
+        problems.append(f"goal_metric: expected one of {', '.join(GoalMetric)}")
+    if not period_ordered:
+        problems.append("period_end: must be after period_start")
+    if not Decimal(0) <= holdout_share <= MAX_HOLDOUT_SHARE:
+        problems.append(f"holdout_share: expected 0 to {MAX_HOLDOUT_SHARE}")
+    if offer_kind not in set(OfferKind):
+        problems.append(f"offer_kind: expected one of {', '.join(OfferKind)}")
+    if offer_kind == OfferKind.COUPON and not has_coupon_template:
+        problems.append("coupon_template_id: a coupon offer needs a coupon template")
+    if offer_kind != OfferKind.COUPON and has_coupon_template:
+        problems.append("coupon_template_id: only a coupon offer has a coupon template")
+    if offer_kind == OfferKind.POINTS and (points is None or points < 1):
+        problems.append("points: a points offer needs a number of points, at least 1")
+    if offer_kind != OfferKind.POINTS and points is not None:
+        problems.append("points: only a points offer gives points")
+    if offer_kind == OfferKind.GIFT and not gift_text.strip():
+        problems.append("gift_text: a gift offer needs the gift's description")
+    if not channels:
+        problems.append("channels: at least one channel")
+    unknown = [c for c in channels if c not in CONSENT_CHANNELS]
+    if unknown:
+        problems.append(f"channels: {unknown[0]!r} is not one of {', '.join(CONSENT_CHANNELS)}")
+    if len(set(channels)) != len(channels):
+        problems.append("channels: a channel is listed twice")
+    if not send_at_in_period:
+        problems.append("send_at: must be before period_end")
+    if budget is not None and budget <= 0:
+        problems.append("budget: expected more than 0 (or none for no limit)")
+    if unit_cost is not None and unit_cost < 0:
+        problems.append("unit_cost: expected 0 or more")
+    if budget is not None and effective_unit_cost <= 0:
+        problems.append("unit_cost: give the cost of one offer (CNY) so the budget can be kept")
+    if (frequency_cap_messages is None) != (frequency_cap_days is None):
+        problems.append("frequency_cap_days: give both the number of messages and the days")
+    if frequency_cap_messages is not None and frequency_cap_messages < 1:
+        problems.append("frequency_cap_messages: expected at least 1 (or none for no cap)")
+    if frequency_cap_days is not None and frequency_cap_days < 1:
+        problems.append("frequency_cap_days: expected at least 1")
+    return problems
+
+
+#: Where a customer can be reached on each channel: e-mail needs an address, SMS and phone a
+#: phone number; WeChat and app go through the shop's own customer reference, always known.
+CHANNEL_NEEDS = {"email": "email", "sms": "phone", "phone": "phone", "wechat": "", "app": ""}
+
+
+def choose_channel(
+    channels: Sequence[str], *, granted: Mapping[str, bool | None], reachable: set[str]
+) -> tuple[str, str]:
+    """The first of ``channels`` (in the campaign's order) with marketing consent granted
+    (the newest row; opt-in) and an address, as ``(channel, "")``; else ``("", outcome)``:
+    ``no_address`` when consent exists but no address does, else ``no_consent``."""
+    consented = [c for c in channels if granted.get(c) is True]
+    for channel in consented:
+        if channel in reachable:
+            return channel, ""
+    return "", "no_address" if consented else "no_consent"
+
+
+# ---------------------------------------------------------------------- win-back (R-G7)
+
+DEFAULT_COOL_DOWN_DAYS = 90
+DEFAULT_WINDOW_DAYS = 60
+MAX_DAYS = 730
+
+
+class WinbackEntry(StrEnum):
+    """What a win-back run decides for one customer (``winback_entry``)."""
+
+    ENTER = "enter"
+    NO_SCORE = "no_score"
+    BELOW_THRESHOLD = "below_threshold"
+    COOL_DOWN = "cool_down"
+    STILL_AT_RISK = "still_at_risk"
+
+
+@dataclass(frozen=True)
+class PreviousEntry:
+    """A customer's latest entry into the programme: when, and when (if ever) a later run of
+    the programme saw their churn risk below the threshold."""
+
+    enrolled_at: datetime
+    recovered_at: datetime | None
+
+
+def winback_entry(
+    *,
+    risk: float | None,
+    threshold: float,
+    previous: PreviousEntry | None,
+    as_of: datetime,
+    cool_down_days: int,
+) -> WinbackEntry:
+    """Whether a customer enters a win-back programme at a run as of ``as_of``.
+
+    The issue asks for customers whose churn risk *rises* above a threshold, with a cool-down.
+    A customer enters when all three hold:
+
+    1. their latest churn probability is at or above the threshold (``risk >= threshold``);
+    2. they were not entered less than ``cool_down_days`` before ``as_of`` (an entry exactly
+       that many days ago no longer blocks);
+    3. the risk is a *new rise*: the programme never entered them, or, since their latest
+       entry, a run of the programme saw their risk below the threshold (``recovered_at``).
+
+    Rule 3 is why a customer who stays at risk is entered once, not once per cool-down: they
+    got their offer, and sending it again every quarter would treat a lasting state as a new
+    event. Rule 2 is why a customer whose risk dips and rises again within days is not entered
+    twice in a row. A programme's first run enters everyone already at risk: their risk rose
+    before the programme existed. A customer with no churn score never enters."""
+    if risk is None:
+        return WinbackEntry.NO_SCORE
+    if risk < threshold:
+        return WinbackEntry.BELOW_THRESHOLD
+    if previous is None:
+        return WinbackEntry.ENTER
+    if previous.enrolled_at > as_of - timedelta(days=cool_down_days):
+        return WinbackEntry.COOL_DOWN
+    if previous.recovered_at is None:
+        return WinbackEntry.STILL_AT_RISK
+    return WinbackEntry.ENTER
+
+
+_DRAW_SCALE = Decimal(2**64)
+
+
+def holdout_draw(seed: int, customer_id: int, share: Decimal) -> bool:
+    """Whether a customer is held out of a win-back programme: the first 8 bytes of SHA-256
+    of ``"seed:id"`` (the campaigns' draw) read as a number ``u`` in [0, 1), held out when
+    ``u < share`` (compared exactly, in integers).
+
+    A campaign draws an exact-size holdout from an audience frozen at launch; a win-back
+    programme enrols customers a few at a time, for months, so each customer's group must
+    follow from the customer alone: the same at every run and every re-entry, whoever else
+    enters with them. The holdout's size is then binomial around ``share`` (balanced in
+    expectation, independent of who the customer is); raising the share only moves
+    customers from the treatment into the holdout, never back."""
+    if not Decimal(0) <= share <= MAX_HOLDOUT_SHARE:
+        raise ValueError(f"holdout share must be between 0 and {MAX_HOLDOUT_SHARE}, got {share}")
+    draw = int.from_bytes(_draw_rank(seed, customer_id)[:8], "big")
+    return Decimal(draw) < Decimal(share) * _DRAW_SCALE
+
+
+class OfferTier(StrEnum):
+    STANDARD = "standard"
+    HIGH_VALUE = "high_value"
+
+
+def _yuan_text(amount: Decimal) -> str:
+    return f"¥{amount:,.2f}"
+
+
+def winback_offer_tier(
+    *,
+    clv_12m: Decimal | None,
+    grade: str,
+    min_clv: Decimal | None,
+    grades: Sequence[str],
+    has_high_value_offer: bool,
+) -> tuple[OfferTier, str]:
+    """Which of a programme's two offers a customer gets, with the reason in plain words (kept
+    on the enrolment): the high-value offer when the programme has one and the customer's
+    12-month CLV is at least ``min_clv`` or their grade is one of ``grades``; else the
+    standard offer."""
+    if not has_high_value_offer:
+        return OfferTier.STANDARD, "the programme has one offer for everyone"
+    met, unmet = [], []
+    if min_clv is not None:
+        if clv_12m is None:
+            unmet.append("no CLV estimate yet")
+        elif clv_12m >= min_clv:
+            met.append(f"CLV (12 months) {_yuan_text(clv_12m)} ≥ {_yuan_text(min_clv)}")
+        else:
+            unmet.append(f"CLV (12 months) {_yuan_text(clv_12m)} < {_yuan_text(min_clv)}")
+    if grades:
+        listed = ", ".join(grades)
+        if grade and grade in grades:
+            met.append(f"grade {grade} is one of {listed}")
+        else:
+            unmet.append(f"grade {grade or 'none'} is not one of {listed}")
+    if met:
+        return OfferTier.HIGH_VALUE, "high-value offer: " + "; ".join(met)
+    return OfferTier.STANDARD, "standard offer: " + "; ".join(unmet)
+
+
+def _offer_problems(
+    prefix: str, *, offer_kind: str, has_coupon_template: bool, points: int | None, gift_text: str
+) -> list[str]:
+    problems = []
+    if offer_kind not in set(OfferKind):
+        problems.append(f"{prefix}offer_kind: expected one of {', '.join(OfferKind)}")
+    if offer_kind == OfferKind.COUPON and not has_coupon_template:
+        problems.append(f"{prefix}coupon_template_id: a coupon offer needs a coupon template")
+    if offer_kind != OfferKind.COUPON and has_coupon_template:
+        problems.append(f"{prefix}coupon_template_id: only a coupon offer has a coupon template")
+    if offer_kind == OfferKind.POINTS and (points is None or points < 1):
+        problems.append(f"{prefix}points: a points offer needs a number of points, at least 1")
+    if offer_kind != OfferKind.POINTS and points is not None:
+        problems.append(f"{prefix}points: only a points offer gives points")
+    if offer_kind == OfferKind.GIFT and not gift_text.strip():
+        problems.append(f"{prefix}gift_text: a gift offer needs the gift's description")
+    return problems
+
+
+def winback_problems(
+    *,
+    churn_threshold: Decimal,
+    holdout_share: Decimal,
+    cool_down_days: int,
+    window_days: int,
+    offer_kind: str,
+    has_coupon_template: bool,
+    points: int | None,
+    gift_text: str,
+    high_value_offer_kind: str,
+    has_high_value_coupon_template: bool,
+    high_value_points: int | None,
+    high_value_gift_text: str,
+    high_value_min_clv: Decimal | None,
+    high_value_grades: Sequence[str],
+    channels: Sequence[str],
+    frequency_cap_messages: int | None,
+    frequency_cap_days: int | None,
+) -> list[str]:
+    """What is wrong with a win-back programme, one sentence per field (empty: fine)."""
+    problems = []
+    if not Decimal(0) < churn_threshold < Decimal(1):
+        problems.append("churn_threshold: expected a probability between 0 and 1, e.g. 0.6")
+    if not Decimal(0) <= holdout_share <= MAX_HOLDOUT_SHARE:
+        problems.append(f"holdout_share: expected 0 to {MAX_HOLDOUT_SHARE}")
+    if not 1 <= window_days <= MAX_DAYS:
+        problems.append(f"window_days: expected 1 to {MAX_DAYS} days")
+    if not 1 <= cool_down_days <= MAX_DAYS:
+        problems.append(f"cool_down_days: expected 1 to {MAX_DAYS} days")
+    elif cool_down_days < window_days:
+        # Otherwise a customer could enter again while their last window is open, and one
+        # order would count for two entries.
+        problems.append("cool_down_days: at least the measurement window (window_days)")
+    problems += _offer_problems(
+        "", offer_kind=offer_kind, has_coupon_template=has_coupon_template, points=points,
+        gift_text=gift_text,
+    )  # fmt: skip
+    if high_value_offer_kind:
+        problems += _offer_problems(
+            "high_value_", offer_kind=high_value_offer_kind,
+            has_coupon_template=has_high_value_coupon_template, points=high_value_points,
+            gift_text=high_value_gift_text,
+        )  # fmt: skip
+        if high_value_min_clv is None and not high_value_grades:
+            problems.append("high_value_min_clv: say who is high value (a CLV, grades or both)")
+    elif (
+        has_high_value_coupon_template
+        or high_value_points is not None
+        or high_value_gift_text.strip()
+    ):
+        problems.append("high_value_offer_kind: choose the high-value offer's kind")
+    if high_value_min_clv is not None and high_value_min_clv < 0:
+        problems.append("high_value_min_clv: expected 0 or more")
+    unknown_grades = [g for g in high_value_grades if g not in GRADES]
+    if unknown_grades:
+        problems.append(
+            f"high_value_grades: {unknown_grades[0]!r} is not one of {', '.join(GRADES)}"
+        )
+    if not channels:
+        problems.append("channels: at least one channel")
+    unknown = [c for c in channels if c not in CONSENT_CHANNELS]
+    if unknown:
+        problems.append(f"channels: {unknown[0]!r} is not one of {', '.join(CONSENT_CHANNELS)}")
+    if len(set(channels)) != len(channels):
+        problems.append("channels: a channel is listed twice")
+    if (frequency_cap_messages is None) != (frequency_cap_days is None):
+        problems.append("frequency_cap_days: give both the number of messages and the days")
+    if frequency_cap_messages is not None and frequency_cap_messages < 1:
+        problems.append("frequency_cap_messages: expected at least 1 (or none for no cap)")
+    if frequency_cap_days is not None and frequency_cap_days < 1:
+        problems.append("frequency_cap_days: expected at least 1")
     return problems

@@ -15,4 +15,16 @@ urlpatterns = [
         name="marketing-segment",
     ),
     path("marketing/coupons/", views.coupon_list, name="marketing-coupons"),
+    path("marketing/campaigns/", views.campaign_list, name="marketing-campaigns"),
+    path(
+        "marketing/campaigns/<int:campaign_id>/",
+        views.campaign_detail,
+        name="marketing-campaign",
+    ),
+    path("marketing/winback/", views.winback_list, name="marketing-winback"),
+    path(
+        "marketing/winback/<int:programme_id>/",
+        views.winback_detail,
+        name="marketing-winback-programme",
+    ),
 ]

@@ -17,7 +17,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +32,8 @@ from patron.paths import patron_home
 
 WEBHOOK_TIMEOUT_SECONDS = 10
 SIGNATURE_HEADER = "X-Patron-Signature"
+#: The only headers a caller may set on an e-mail.
+THREADING_HEADERS = ("Message-ID", "In-Reply-To", "References")
 TIMESTAMP_HEADER = "X-Patron-Timestamp"
 
 
@@ -62,6 +65,8 @@ class Outgoing:
     subject: str
     body: str
     unsubscribe_url: str = ""
+    #: E-mail threading headers set by the caller (a ticket reply answers the customer's mail).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Adapter(Protocol):
@@ -76,8 +81,13 @@ class EmailAdapter:
     folder in PATRON_HOME/outbox/mail by default, or the in-memory outbox in tests."""
 
     def send(self, outgoing: Outgoing) -> str:
-        message_id = make_msgid(domain=_mail_domain())
-        headers = {"Message-ID": message_id, "X-Patron-Message": str(outgoing.message_id)}
+        given = {k: v for k, v in outgoing.headers.items() if k in THREADING_HEADERS}
+        message_id = given.pop("Message-ID", "") or make_msgid(domain=_mail_domain())
+        headers = {
+            "Message-ID": message_id,
+            "X-Patron-Message": str(outgoing.message_id),
+            **given,
+        }
         if outgoing.unsubscribe_url:
             # RFC 2369 and RFC 8058: mail programs show an unsubscribe button that POSTs here.
             headers["List-Unsubscribe"] = f"<{outgoing.unsubscribe_url}>"

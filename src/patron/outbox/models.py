@@ -55,6 +55,11 @@ class Message(models.Model):
         max_length=200, blank=True, help_text="What it is about, e.g. certification.application:12"
     )
     provider_message_id = models.CharField(max_length=200, blank=True)
+    headers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="E-mail headers the caller sets (Message-ID, In-Reply-To, References)",
+    )
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -132,6 +132,7 @@ def message_queue(
     channel: str | None = None,
     key: str,
     source: str = "",
+    headers: dict[str, str] | None = None,
 ) -> Message:
     """Queue one message to a customer, inside the caller's transaction. `key` makes it idempotent:
     queueing the same key twice returns the first message (a job re-run never sends twice).
@@ -181,6 +182,7 @@ def message_queue(
         recipient=decided.recipient,
         key=key,
         source=source[:200],
+        headers=dict(headers or {}),
         created_at=now,
     )
     if decided.is_allowed:
@@ -323,6 +325,7 @@ def _deliver_one(pk: int, now: datetime) -> str:
         recipient=decided.recipient,
         subject=message.subject,
         body=message.body,
+        headers=dict(message.headers or {}),
         unsubscribe_url=links.unsubscribe_url(
             customer_id=message.customer_id, purpose=message.purpose, channel=message.channel
         )

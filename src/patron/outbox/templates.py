@@ -64,6 +64,32 @@ def _template(
 
 _TEMPLATES = (
     _template(
+        "service.reply",
+        description="A reply on a service ticket (context: subject, ticket, body, link)",
+        zh=(
+            "回复：$subject [#$ticket]",
+            "$name，您好：\n\n$body\n\n查看或回复此工单：$link\n",
+        ),
+        en=(
+            "Re: $subject [#$ticket]",
+            "Hello $name,\n\n$body\n\nSee or answer this ticket: $link\n",
+        ),
+    ),
+    _template(
+        "service.escalated",
+        description="A ticket went to specialists (context: subject, ticket, link)",
+        zh=(
+            "您的问题已升级处理 [#$ticket]",
+            "$name，您好：\n\n您的问题“$subject”已转交专门团队优先处理，我们会尽快给您答复。\n\n"
+            "查看进度：$link\n",
+        ),
+        en=(
+            "Your request was escalated [#$ticket]",
+            'Hello $name,\n\nYour request "$subject" is now with a specialist team, who '
+            "will answer you as soon as they can.\n\nFollow it here: $link\n",
+        ),
+    ),
+    _template(
         "certification.info_requested",
         description="A certification application needs more documents (context: missing, link)",
         zh=(
@@ -130,6 +156,24 @@ _TEMPLATES = (
         ),
     ),
     _template(
+        "certification.downgraded",
+        description=(
+            "A certification expired and the customer keeps its lower fallback level "
+            "(context: level, new_level, expires_on, link)"
+        ),
+        zh=(
+            "认证已到期，已调整为$new_level",
+            "$name，您好：\n\n您的$level已到期。您仍符合$new_level的条件，"
+            "该等级有效期至 $expires_on。如需恢复$level，请通过以下链接重新申请：$link\n",
+        ),
+        en=(
+            "Your certification expired: you keep $new_level",
+            "Hello $name,\n\nYour $level certification has expired. You still meet the "
+            "conditions of $new_level, which stays valid until $expires_on. To get $level "
+            "back, please apply again here: $link\n",
+        ),
+    ),
+    _template(
         "change_request.decided",
         description="A request to change certified data was decided (context: outcome, reason)",
         zh=(
@@ -168,10 +212,154 @@ _TEMPLATES = (
         ),
     ),
     _template(
+        "complaint.resolution_proposed",
+        description="A complaint's proposed resolution, to accept or reject (context: resolution, link)",
+        zh=(
+            "您的投诉处理方案",
+            "$name，您好：\n\n关于您的投诉，我们调查后提出以下处理方案：\n$resolution\n\n"
+            "请通过以下链接告诉我们您是否接受（如不接受，请说明原因）：$link\n",
+        ),
+        en=(
+            "A proposed resolution of your complaint",
+            "Hello $name,\n\nWe looked into your complaint and propose the following:\n"
+            "$resolution\n\nPlease tell us whether you accept it (and if not, why) here: $link\n",
+        ),
+    ),
+    _template(
+        "complaint.closed",
+        description="A complaint was closed (context: outcome)",
+        zh=(
+            "您的投诉已结案",
+            "$name，您好：\n\n您的投诉已处理完毕并结案。结果：$outcome\n感谢您的耐心与反馈。\n",
+        ),
+        en=(
+            "Your complaint is closed",
+            "Hello $name,\n\nYour complaint has been dealt with and is now closed. Outcome: "
+            "$outcome\nThank you for your patience and for telling us.\n",
+        ),
+    ),
+    _template(
+        "aftersales.approved",
+        description="An after-sales request was approved (context: request, order, link)",
+        zh=(
+            "您的售后申请已通过 [$request]",
+            "$name，您好：\n\n您的售后申请 $request（订单 $order）已通过。"
+            "如需寄回商品，请按页面上的说明寄回；进度可随时在此查看：$link\n",
+        ),
+        en=(
+            "Your after-sales request was approved [$request]",
+            "Hello $name,\n\nYour after-sales request $request (order $order) was approved. "
+            "If the goods are to come back to us, the page shows how; follow its progress "
+            "here: $link\n",
+        ),
+    ),
+    _template(
+        "aftersales.rejected",
+        description="An after-sales request or its appeal was turned down "
+        "(context: request, order, reason, link)",
+        zh=(
+            "您的售后申请未通过 [$request]",
+            "$name，您好：\n\n很抱歉，您的售后申请 $request（订单 $order）未通过。原因：$reason\n\n"
+            "如有异议，您可以通过以下链接在线申诉（每个申请可申诉一次）：$link\n",
+        ),
+        en=(
+            "Your after-sales request was not approved [$request]",
+            "Hello $name,\n\nWe are sorry: your after-sales request $request (order $order) was "
+            "not approved. Reason: $reason\n\nIf you disagree, you can appeal online (once per "
+            "request) here: $link\n",
+        ),
+    ),
+    _template(
+        "aftersales.refunded",
+        description="Money was refunded on an after-sales request (context: request, order, amount)",
+        zh=(
+            "退款已办理 [$request]",
+            "$name，您好：\n\n您的售后申请 $request（订单 $order）已退款 $amount，"
+            "将按原支付渠道退回，到账时间以支付机构为准。\n",
+        ),
+        en=(
+            "Your refund is on its way [$request]",
+            "Hello $name,\n\nWe refunded $amount on your after-sales request $request (order "
+            "$order). It goes back the way you paid; when it arrives depends on your payment "
+            "provider.\n",
+        ),
+    ),
+    _template(
+        "logistics.exception",
+        description="A parcel is delayed or its delivery failed (context: order, carrier, tracking)",
+        zh=(
+            "您的包裹配送异常，我们正在跟进",
+            "$name，您好：\n\n您的订单 $order 的包裹（$carrier $tracking）配送出现异常。"
+            "我们已主动联系物流公司跟进，并会尽快告知您进展，给您带来不便深表歉意。\n",
+        ),
+        en=(
+            "There is a problem with your delivery: we are on it",
+            "Hello $name,\n\nThe parcel of your order $order ($carrier $tracking) has run "
+            "into a delivery problem. We have contacted the carrier and will tell you what "
+            "happens next. We are sorry for the trouble.\n",
+        ),
+    ),
+    _template(
         "marketing.announcement",
         description="A marketing announcement (context: title, text); needs marketing consent",
         zh=("$title", "$name，您好：\n\n$text\n"),
         en=("$title", "Hello $name,\n\n$text\n"),
+    ),
+    _template(
+        "care.birthday",
+        description="A birthday greeting with the grade's offer (context: offer); needs "
+        "marketing consent",
+        zh=(
+            "祝您生日快乐",
+            "$name，您好：\n\n今天是您的生日，祝您生日快乐，万事如意！\n$offer\n",
+        ),
+        en=(
+            "Happy birthday!",
+            "Hello $name,\n\nHappy birthday from all of us: we wish you a wonderful day and "
+            "a happy year ahead!\n$offer\n",
+        ),
+    ),
+    _template(
+        "care.holiday",
+        description="A holiday greeting with the grade's offer (context: holiday, greeting, "
+        "offer); needs marketing consent",
+        zh=(
+            "$greeting",
+            "$name，您好：\n\n值此$holiday之际，祝您和家人$greeting！\n$offer\n",
+        ),
+        en=(
+            "$greeting",
+            "Hello $name,\n\n$greeting! For $holiday, all of us wish you and your family "
+            "the very best.\n$offer\n",
+        ),
+    ),
+    _template(
+        "service.csat",
+        description="How satisfied the customer is with a solved ticket (context: title, link)",
+        zh=(
+            "您对本次服务满意吗？",
+            "$name，您好：\n\n您的问题“$title”已处理完毕。请花一分钟为本次服务打分（1–5 星），"
+            "帮助我们做得更好：$link\n",
+        ),
+        en=(
+            "How did we do?",
+            "Hello $name,\n\nYour request “$title” has been solved. Please take a "
+            "minute to rate our service (1–5 stars) and help us do better: $link\n",
+        ),
+    ),
+    _template(
+        "survey.invitation",
+        description="An invitation to answer a satisfaction survey (context: title, link)",
+        zh=(
+            "邀请您参与：$title",
+            "$name，您好：\n\n诚邀您参与我们的满意度调查“$title”，只需几分钟：$link\n\n"
+            "感谢您的宝贵意见！\n",
+        ),
+        en=(
+            "Your opinion, please: $title",
+            "Hello $name,\n\nWe would value your answers to our survey “$title”; "
+            "it takes a few minutes: $link\n\nThank you for your time!\n",
+        ),
     ),
 )
 

@@ -99,8 +99,11 @@ _SPACES = re.compile(r"[\s\-()]+")
 
 def normalise(value: str, *, kind: str) -> str:
     """Canonical form used for lookups: phones lose spaces/dashes and a +86 prefix, e-mails
-    are lower-cased, everything else is stripped and upper-cased (ID numbers end in X)."""
+    are lower-cased, ``exact`` values (WeChat OpenIDs, app user ids: case matters) are only
+    stripped, everything else is stripped and upper-cased (ID numbers end in X)."""
     value = value.strip()
+    if kind == "exact":
+        return value
     if kind == "phone":
         value = _SPACES.sub("", value)
         for prefix in ("+86", "0086"):

@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from patron.apitext import TEXT
+from patron.apitext import TEXT, DateTimeText
 from patron.customer.api import ErrorOut
 from patron.risk import detect, selectors, services
 from patron.risk.models import DetectionRun, RiskRule
@@ -98,7 +98,7 @@ class RestrictionIn(Schema):
         description="payment_method: {methods: [...]} (default cod, pay_later); "
         "credit_limit: {limit: '500.00'}; others: {}",
     )
-    expires_at: datetime | None = None
+    expires_at: DateTimeText | None = None
     alert_id: int | None = Field(None, description="The alert this decides (closed as restricted)")
 
 

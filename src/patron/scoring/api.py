@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
+from patron.apitext import DateText
 from patron.customer.api import ErrorOut
 from patron.scoring import pages
 from patron.scoring.policies import policy_apply, policy_preview, policy_save
@@ -278,7 +279,7 @@ class ReportOut(Schema):
 
 
 class ReportParams(Schema):
-    as_of: date = Field(description="Calibration cut-off: the models see only data before it")
+    as_of: DateText = Field(description="Calibration cut-off: the models see only data before it")
     holdout_days: int = Field(
         pages.DEFAULT_HOLDOUT_DAYS,
         ge=1,

@@ -76,6 +76,43 @@ def bars(
     return option
 
 
+def bars_with_intervals(
+    categories: Sequence[str],
+    values: Sequence[float | None],
+    intervals: Sequence[tuple[float, float] | None],
+    *,
+    title: str = "",
+    y_name: str = "",
+    name: str = "",
+    interval_name: str = "95 %",
+) -> dict[str, Any]:
+    """One bar per category with a whisker from ``low`` to ``high`` (a boxplot series whose
+    box is flat at the value: plain data, no drawing code in the browser)."""
+    option = _base(title)
+    option["tooltip"] = {"trigger": "item"}
+    option["legend"] = {"top": 0, "right": 0}
+    option["xAxis"] = {"type": "category", "data": list(categories)}
+    option["yAxis"] = {"type": "value", "name": y_name, "scale": False}
+    option["series"] = [
+        {"name": name, "type": "bar", "data": list(values), "barMaxWidth": 56},
+        {
+            "name": interval_name,
+            "type": "boxplot",
+            "data": [
+                [low, value, value, value, high]
+                if bounds is not None and value is not None
+                else [None, None, None, None, None]
+                for value, bounds in zip(values, intervals, strict=True)
+                for low, high in [bounds or (None, None)]
+            ],
+            "itemStyle": {"color": "transparent", "borderColor": "#111827"},
+            "boxWidth": [2, 2],
+            "z": 3,
+        },
+    ]
+    return option
+
+
 def heatmap(
     rows: Sequence[str],
     columns: Sequence[str],

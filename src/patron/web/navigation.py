@@ -19,7 +19,9 @@ from patron.account.roles import (
     VIEW_INSIGHTS,
     VIEW_MODELS,
     VIEW_RISK,
+    VIEW_SATISFACTION,
     VIEW_SEGMENTS,
+    VIEW_TICKETS,
 )
 
 
@@ -42,6 +44,8 @@ NAV_ENTRIES: list[NavEntry] = [
     NavEntry(_("Customers"), "web:customer-list", VIEW_CUSTOMERS),
     NavEntry(_("Imports"), "web:import-list", VIEW_IMPORTS),
     NavEntry(_("Models"), "web:models", VIEW_MODELS),
+    NavEntry(_("Service"), "web:service-queue", VIEW_TICKETS),
+    NavEntry(_("Satisfaction"), "web:satisfaction-csat", VIEW_SATISFACTION),
     NavEntry(_("Risk"), "web:risk-alerts", VIEW_RISK),
     NavEntry(_("Certification"), "web:certification-queue", VIEW_CERTIFICATION),
     NavEntry(_("Insights"), "web:insights", VIEW_INSIGHTS),

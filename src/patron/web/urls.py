@@ -1,11 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from patron.aftersales.urls import urlpatterns as aftersales_urls
+from patron.care.urls import urlpatterns as care_urls
 from patron.certification.urls import urlpatterns as certification_urls
+from patron.complaints.urls import urlpatterns as complaints_urls
 from patron.insight.urls import urlpatterns as insight_urls
+from patron.knowledge.urls import urlpatterns as knowledge_urls
 from patron.marketing.urls import urlpatterns as marketing_urls
 from patron.risk import views as risk_views
+from patron.satisfaction.urls import urlpatterns as satisfaction_urls
 from patron.scoring import views as scoring_views
+from patron.service.urls import urlpatterns as service_urls
 from patron.web import views
 
 app_name = "web"
@@ -57,4 +63,10 @@ urlpatterns = [
     *insight_urls,
     *certification_urls,
     *marketing_urls,
+    *care_urls,
+    *satisfaction_urls,
+    *aftersales_urls,
+    *service_urls,
+    *knowledge_urls,
+    *complaints_urls,
 ]

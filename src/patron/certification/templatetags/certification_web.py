@@ -22,6 +22,7 @@ _STATUS_CLASSES = {
     "withdrawn": "secondary",
     "active": "success",
     "expired": "secondary",
+    "downgraded": "secondary",
     "revoked": "danger",
     "superseded": "secondary",
 }

@@ -1,11 +1,11 @@
-"""The default levels come from a data migration; a transactional test elsewhere in the run
-flushes them away, so each database test here puts them back (``levels_seed`` is idempotent)."""
+"""The default levels and trades come from data migrations; a transactional test elsewhere in the run
+flushes them away, so each database test here puts them back (the seeds are idempotent)."""
 
 from __future__ import annotations
 
 import pytest
 
-from patron.certification.services import levels_seed
+from patron.certification.services import categories_seed, levels_seed
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +16,4 @@ def default_levels(request: pytest.FixtureRequest) -> None:
     transactional = bool(marker.kwargs.get("transaction"))
     request.getfixturevalue("transactional_db" if transactional else "db")
     levels_seed()
+    categories_seed()

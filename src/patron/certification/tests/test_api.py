@@ -5,6 +5,7 @@ profile, the applicant's link — and the errors (403, 404, 409, 422) with nothi
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -531,6 +532,42 @@ def _stats(client: Client, customer: Customer) -> Any:
     return client.get("/api/certification/stats?days=30")
 
 
+def _revoke(client: Client, customer: Customer) -> Any:
+    certification = _certified(customer)
+    return _post(
+        client, f"/api/certification/certifications/{certification.pk}/revoke", {"reason": "伪造"}
+    )
+
+
+def _file_change(client: Client, customer: Customer) -> Any:
+    _certified(customer)
+    return _post(
+        client,
+        "/api/certification/changes",
+        {"customer_id": customer.pk, "changes": {"phone": "13900139000"}, "reason": "换号"},
+    )
+
+
+def _waiting_change(customer: Customer) -> ChangeRequest:
+    _certified(customer)
+    return services.change_request_file(
+        user=make_user(Role.SERVICE_AGENT),
+        customer_id=customer.pk,
+        changes={"phone": "13900139000"},
+        reason="换号",
+    )
+
+
+def _approve_change(client: Client, customer: Customer) -> Any:
+    request = _waiting_change(customer)
+    return _post(client, f"/api/certification/changes/{request.pk}/approve", {"reason": "核实"})
+
+
+def _withdraw_change(client: Client, customer: Customer) -> Any:
+    request = _waiting_change(customer)
+    return _post(client, f"/api/certification/changes/{request.pk}/withdraw", {"reason": "不需要"})
+
+
 def _unchanged(action: str, customer: Customer) -> bool:
     if action == "create":
         return not Application.objects.exists()
@@ -538,6 +575,12 @@ def _unchanged(action: str, customer: Customer) -> bool:
         return Application.objects.get().status == "pending" and not Certification.objects.exists()
     if action == "edit_level":
         return CertificationLevel.objects.get(code="trusted").min_credit_score == 650
+    if action == "revoke":
+        return Certification.objects.get().status == "active"
+    if action == "file_change":
+        return not ChangeRequest.objects.exists()
+    if action in ("approve_change", "withdraw_change"):
+        return ChangeRequest.objects.get().status == "pending"
     return True
 
 
@@ -545,6 +588,22 @@ ACTIONS: dict[str, tuple[Callable[[Client, Customer], Any], int, set[str]]] = {
     "create": (_create, 201, {"administrator", "operations_manager", "service_agent"}),
     "approve": (_approve, 200, {"administrator", "operations_manager", "risk_analyst"}),
     "edit_level": (_edit_level, 200, {"administrator", "operations_manager"}),
+    "revoke": (_revoke, 200, {"administrator", "operations_manager", "risk_analyst"}),
+    "file_change": (
+        _file_change,
+        201,
+        {"administrator", "operations_manager", "service_agent"},
+    ),
+    "approve_change": (
+        _approve_change,
+        200,
+        {"administrator", "operations_manager", "risk_analyst"},
+    ),
+    "withdraw_change": (
+        _withdraw_change,
+        200,
+        {"administrator", "operations_manager", "service_agent"},
+    ),
     "stats": (
         _stats,
         200,
@@ -571,6 +630,98 @@ def test_permission_matrix(customer: Customer, action: str, role: str) -> None:
 
 
 # ---------------------------------------------------------------------- levels and figures
+
+
+def test_trades_are_listed_and_a_business_names_one_by_its_code(agent: Client) -> None:
+    # given
+    listed = agent.get("/api/certification/business-categories")
+    assert listed.status_code == 200
+    trades = {t["code"]: t["required_permits"] for t in listed.json()}
+    assert trades["food"] == ["食品经营许可证"] and trades["general"] == []
+    company = make_customer(name="某某食品")
+    shop = {
+        "customer_id": company.pk,
+        "level": "business",
+        "company_name": "北京某某食品有限公司",
+        "credit_code": "91110000802100433B",
+        "legal_rep_name": "李四",
+        "legal_rep_id_number": ID_JIANGXI,
+        "phone": "13800138000",
+    }
+    # when: an unknown trade
+    refused = _post(agent, "/api/certification/applications", {**shop, "business_category": "x"})
+    # then
+    assert refused.status_code == 422
+    assert refused.json()["message"].startswith("business_category: no trade 'x'")
+    assert not Application.objects.filter(customer=company).exists()
+    # when: the food trade, without its permit
+    created = _post(agent, "/api/certification/applications", {**shop, "business_category": "food"})
+    assert created.status_code == 201, created.json()
+    application = created.json()
+    assert application["business_category"]["code"] == "food"
+    for kind in ("business_licence", "legal_rep_id"):
+        assert _upload(agent, application["id"], kind, f"{kind}.png", PNG).status_code == 201
+    submitted = _post(agent, f"/api/certification/applications/{application['id']}/submit")
+    # then: sent back, saying which permit
+    body = submitted.json()
+    assert body["status"] == "needs_info"
+    assert [c["text"] for c in body["checks"] if c["code"] == "permit_missing"] == [
+        "A shop selling Food needs the 食品经营许可证: list it under qualifications with its "
+        "number and validity, and upload a copy."
+    ]
+    # when: a PATCH names another trade, one that needs nothing
+    patched = agent.patch(
+        f"/api/certification/applications/{application['id']}",
+        {"business_category": "general"},
+        content_type="application/json",
+    )
+    assert patched.status_code == 200, patched.json()
+    assert patched.json()["business_category"]["code"] == "general"
+
+
+def test_a_manager_adds_a_level_checked_like_an_edit(agent: Client) -> None:
+    # given
+    manager = _client(make_user(Role.OPERATIONS_MANAGER))
+    gold = {
+        "code": "gold",
+        "applicant_kind": "individual",
+        "name": "金牌认证",
+        "name_en": "Gold",
+        "rank": 3,
+        "min_credit_score": 750,
+        "required_documents": ["id_front", "id_back"],
+        "fallback": "trusted",
+    }
+    # when: an agent tries, then a fallback of the other kind, then a well-formed one
+    assert _post(agent, "/api/certification/levels", gold).status_code == 403
+    wrong = _post(manager, "/api/certification/levels", {**gold, "fallback": "business"})
+    created = _post(manager, "/api/certification/levels", gold)
+    again = _post(manager, "/api/certification/levels", gold)
+    # then
+    assert wrong.status_code == 422
+    assert (
+        "level gold.fallback: business is a level for business customers"
+        in (wrong.json()["message"])
+    )
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert (body["fallback"], body["min_credit_score"], body["validity_days"]) == (
+        "trusted",
+        750,
+        365,
+    )
+    assert again.status_code == 409
+    assert CertificationLevel.objects.filter(code="gold").count() == 1
+    audit = AuditEvent.objects.get(entity_type="certification.level", action="create")
+    assert audit.entity_id == "gold" and audit.changes["new"]["fallback"] == "trusted"
+    # and a level without its names is refused naming the field
+    nameless = _post(
+        manager,
+        "/api/certification/levels",
+        {"code": "silver", "applicant_kind": "individual", "rank": 2},
+    )
+    assert nameless.status_code == 422
+    assert nameless.json()["message"] == "level silver.name: required for a new level"
 
 
 def test_levels_are_listed_and_their_criteria_edited(customer: Customer) -> None:
@@ -617,6 +768,71 @@ def test_levels_are_listed_and_their_criteria_edited(customer: Customer) -> None
         ).status_code
         == 404
     )
+
+
+def test_a_levels_fallback_is_shown_set_removed_and_validated() -> None:
+    # given
+    manager = _client(make_user(Role.OPERATIONS_MANAGER))
+    levels = {level["code"]: level for level in manager.get("/api/certification/levels").json()}
+    assert {code: level["fallback"] for code, level in levels.items()} == {
+        "business": None,
+        "identity": None,
+        "trusted": "identity",
+    }
+    # when: null removes it, a code sets it, absent leaves it
+    removed = manager.patch(
+        "/api/certification/levels/trusted", {"fallback": None}, content_type="application/json"
+    )
+    restored = manager.patch(
+        "/api/certification/levels/trusted",
+        {"fallback": "identity"},
+        content_type="application/json",
+    )
+    untouched = manager.patch(
+        "/api/certification/levels/trusted", {"remind_days": 20}, content_type="application/json"
+    )
+    # then
+    assert [r.json()["fallback"] for r in (removed, restored, untouched)] == [
+        None,
+        "identity",
+        "identity",
+    ]
+    # and a loop, a higher or another kind's level is refused naming the level and the field
+    refused = manager.patch(
+        "/api/certification/levels/identity",
+        {"fallback": "trusted"},
+        content_type="application/json",
+    )
+    assert refused.status_code == 422
+    assert refused.json()["message"].startswith(
+        "level identity.fallback: the fallbacks would loop (identity → trusted → identity)"
+    )
+    assert CertificationLevel.objects.get(code="identity").fallback_id is None
+    malformed = manager.patch(
+        "/api/certification/levels/trusted", {"fallback": "a b"}, content_type="application/json"
+    )
+    assert malformed.status_code == 422
+
+
+def test_a_downgraded_certification_names_the_level_it_replaced(
+    reviewer: Client, customer: Customer
+) -> None:
+    # given an identity certification that replaced an expired trusted one
+    trusted = _certified(customer)
+    expiry = trusted.granted_at + timedelta(days=365)
+    Certification.objects.filter(pk=trusted.pk).update(
+        level=CertificationLevel.objects.get(code="trusted"), expires_at=expiry
+    )
+    assert services.certifications_reverify(now=expiry).downgraded == 1
+    # when
+    shown = reviewer.get(f"/api/customers/{customer.pk}/certification").json()
+    # then
+    assert (shown["level_code"], shown["downgraded_from"]) == ("identity", "trusted")
+    revoked = _post(
+        reviewer, f"/api/certification/certifications/{trusted.pk}/revoke", {"reason": "伪造"}
+    )
+    assert revoked.status_code == 409
+    assert f"downgraded to certification {shown['id']} (identity)" in revoked.json()["message"]
 
 
 def test_the_minimum_spend_is_edited_in_yuan() -> None:
@@ -680,6 +896,11 @@ def test_a_reviewer_revokes_a_certification(reviewer: Client, customer: Customer
         "identity",
     )
     assert reviewer.get(f"/api/customers/{customer.pk}/certification").json() is None
+    fresh = _certified(make_customer(name="李四"))
+    assert (
+        reviewer.get(f"/api/customers/{fresh.customer_id}/certification").json()["downgraded_from"]
+        is None
+    )
     again = _post(
         reviewer, f"/api/certification/certifications/{certification.pk}/revoke", {"reason": "x"}
     )
@@ -745,6 +966,43 @@ def test_a_change_of_phone_waits_for_another_reviewer(
     assert Customer.objects.get(pk=customer.pk).phone == "13900001111"
     assert (
         reviewer.get("/api/certification/changes?status=approved").json()[0]["id"] == (change["id"])
+    )
+
+
+def test_the_requester_withdraws_a_change_waiting_for_review(
+    agent: Client, reviewer: Client, customer: Customer
+) -> None:
+    # given
+    _certified(customer)
+    filed = _post(
+        agent,
+        "/api/certification/changes",
+        {"customer_id": customer.pk, "changes": {"phone": "13900139001"}, "reason": "新号码"},
+    ).json()
+    # when
+    withdrawn = _post(
+        agent, f"/api/certification/changes/{filed['id']}/withdraw", {"reason": "号码输错"}
+    )
+    # then
+    assert withdrawn.status_code == 200
+    assert (withdrawn.json()["status"], withdrawn.json()["decision_reason"]) == (
+        "withdrawn",
+        "号码输错",
+    )
+    again = _post(agent, f"/api/certification/changes/{filed['id']}/withdraw", {"reason": "x"})
+    assert again.status_code == 409
+    blank = _post(agent, f"/api/certification/changes/{filed['id']}/withdraw", {"reason": " "})
+    assert blank.status_code == 422
+    auditor = _client(make_user(Role.AUDITOR))
+    assert _post(
+        auditor, "/api/certification/changes/999999/withdraw", {"reason": "x"}
+    ).status_code in (
+        403,
+        404,
+    )
+    assert (
+        _post(agent, "/api/certification/changes/999999/withdraw", {"reason": "x"}).status_code
+        == 404
     )
 
 
@@ -831,3 +1089,70 @@ def test_a_change_outside_the_certified_profile_is_refused(
     assert unknown_field.status_code == 422
     assert other.status_code == 409
     assert not ChangeRequest.objects.exists()
+
+
+def test_a_change_of_name_waits_for_its_evidence_then_is_approved(
+    agent: Client, reviewer: Client, customer: Customer
+) -> None:
+    # given: a change of the certified real name, filed without the new ID card
+    _certified(customer)
+    change = _post(
+        agent,
+        "/api/certification/changes",
+        {"customer_id": customer.pk, "changes": {"real_name": "张叁"}, "reason": "改名"},
+    ).json()
+    missing = [c for c in change["checks"] if c["code"] == "document_missing"]
+    assert [c["text"] for c in missing] == [
+        "Upload the new ID card (photo side): a change of the real name needs it."
+    ]
+    # when: approved without it
+    early = _post(reviewer, f"/api/certification/changes/{change['id']}/approve", {"reason": "ok"})
+    # then: refused, nothing changed
+    assert early.status_code == 409
+    assert "Upload the new ID card (photo side)" in early.json()["message"]
+    assert ChangeRequest.objects.get(pk=change["id"]).status == "pending"
+    # when: the evidence is attached, then approved
+    uploaded = agent.post(
+        f"/api/certification/changes/{change['id']}/documents",
+        {"kind": "id_front", "file": SimpleUploadedFile("new-id.png", PNG, "image/png")},
+    )
+    assert uploaded.status_code == 201, uploaded.json()
+    approved = _post(
+        reviewer, f"/api/certification/changes/{change['id']}/approve", {"reason": "ok"}
+    )
+    # then
+    assert approved.status_code == 200, approved.json()
+    body = approved.json()
+    assert body["status"] == "approved"
+    assert [(d["kind"], d["filename"]) for d in body["documents"]] == [("id_front", "new-id.png")]
+    # and nothing more is attached once it is decided
+    late = agent.post(
+        f"/api/certification/changes/{change['id']}/documents",
+        {"kind": "id_front", "file": SimpleUploadedFile("again.png", PNG, "image/png")},
+    )
+    assert late.status_code == 409
+    assert Document.objects.filter(change_request_id=change["id"]).count() == 1
+
+
+def test_evidence_is_checked_like_any_document_and_only_by_those_who_may_file(
+    agent: Client, customer: Customer
+) -> None:
+    _certified(customer)
+    change = _post(
+        agent,
+        "/api/certification/changes",
+        {"customer_id": customer.pk, "changes": {"real_name": "张叁"}, "reason": "改名"},
+    ).json()
+    url = f"/api/certification/changes/{change['id']}/documents"
+    not_an_image = agent.post(
+        url, {"kind": "id_front", "file": SimpleUploadedFile("x.png", b"MZ\x90\x00", "image/png")}
+    )
+    assert not_an_image.status_code == 422
+    marketer = _client(make_user(Role.MARKETER))
+    assert (
+        marketer.post(
+            url, {"kind": "id_front", "file": SimpleUploadedFile("x.png", PNG, "image/png")}
+        ).status_code
+        == 403
+    )
+    assert not Document.objects.filter(change_request_id=change["id"]).exists()

@@ -3,9 +3,11 @@ pre-checks against the standards' published examples, and the level criteria."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import product
+from typing import Any
 
 import pytest
 
@@ -65,42 +67,62 @@ def test_a_decided_application_is_final(state: str) -> None:
         rules.application_next(state, "submit")
 
 
+CERTIFICATION_EXPECTED = {
+    ("active", "expire"): "expired",
+    ("active", "downgrade"): "downgraded",
+    ("active", "revoke"): "revoked",
+    ("active", "supersede"): "superseded",
+}
+CERTIFICATION_ACTIONS = sorted({a for _, a in CERTIFICATION_EXPECTED} | {"approve"})
+
+
 @pytest.mark.parametrize(
-    ("state", "action", "expected"),
-    [
-        ("active", "expire", "expired"),
-        ("active", "revoke", "revoked"),
-        ("active", "supersede", "superseded"),
-        ("expired", "revoke", None),
-        ("revoked", "expire", None),
-        ("superseded", "revoke", None),
-    ],
+    ("state", "action"), list(product(rules.CERTIFICATION_TRANSITIONS, CERTIFICATION_ACTIONS))
 )
-def test_certification_transitions(state: str, action: str, expected: str | None) -> None:
+def test_every_certification_transition_is_allowed_or_refused_as_the_table_says(
+    state: str, action: str
+) -> None:
+    expected = CERTIFICATION_EXPECTED.get((state, action))
     if expected is None:
-        with pytest.raises(TransitionRefused):
+        with pytest.raises(TransitionRefused, match=f"the certification is {state}: cannot"):
             rules.certification_next(state, action)
     else:
         assert rules.certification_next(state, action) == expected
 
 
+def test_the_certification_states_are_the_models() -> None:
+    from patron.certification.models import Certification
+
+    assert set(rules.CERTIFICATION_TRANSITIONS) == set(Certification.Status.values)
+
+
+CHANGE_EXPECTED = {
+    ("pending", "approve"): "approved",
+    ("pending", "reject"): "rejected",
+    ("pending", "withdraw"): "withdrawn",
+}
+CHANGE_ACTIONS = sorted({a for _, a in CHANGE_EXPECTED} | {"submit"})
+
+
 @pytest.mark.parametrize(
-    ("state", "action", "expected"),
-    [
-        ("pending", "approve", "approved"),
-        ("pending", "reject", "rejected"),
-        ("pending", "withdraw", "withdrawn"),
-        ("approved", "reject", None),
-        ("rejected", "approve", None),
-        ("withdrawn", "approve", None),
-    ],
+    ("state", "action"), list(product(rules.CHANGE_TRANSITIONS, CHANGE_ACTIONS))
 )
-def test_change_request_transitions(state: str, action: str, expected: str | None) -> None:
+def test_every_change_request_transition_is_allowed_or_refused_as_the_table_says(
+    state: str, action: str
+) -> None:
+    expected = CHANGE_EXPECTED.get((state, action))
     if expected is None:
-        with pytest.raises(TransitionRefused):
+        with pytest.raises(TransitionRefused, match=f"the change request is {state}: cannot"):
             rules.change_next(state, action)
     else:
         assert rules.change_next(state, action) == expected
+
+
+def test_the_states_are_the_models() -> None:
+    from patron.certification.models import Application, ChangeRequest
+
+    assert set(rules.APPLICATION_TRANSITIONS) == set(Application.Status.values)
+    assert set(rules.CHANGE_TRANSITIONS) == set(ChangeRequest.Status.values)
 
 
 def test_whoever_filed_does_not_decide() -> None:
@@ -247,6 +269,88 @@ def test_a_business_application_checks_code_representative_and_permits() -> None
     assert _text(expired) == "The 食品经营许可证 expired on 2026-01-01: upload the renewed one."
 
 
+FOOD = {"en": "Food", "zh-hans": "食品"}
+
+
+def _shop(**changes: Any) -> rules.ApplicationInput:
+    """A complete business application of a food shop, its permit listed and uploaded."""
+    values: dict[str, Any] = {
+        "kind": "business",
+        "company_name": "北京某某食品有限公司",
+        "credit_code": "91110000802100433B",
+        "legal_rep_name": "李四",
+        "legal_rep_id_number": "360426199101010071",
+        "phone": "13800138000",
+        "qualifications": ({"name": "食品经营许可证", "number": "JY1", "valid_until": None},),
+        "documents": frozenset({"business_licence", "legal_rep_id", "qualification"}),
+        "trade": FOOD,
+        "required_permits": ("食品经营许可证",),
+    }
+    values.update(changes)
+    return rules.ApplicationInput(**values)
+
+
+def _business_checks(data: rules.ApplicationInput) -> list[rules.Check]:
+    return rules.application_checks(
+        data, required_documents=("business_licence", "legal_rep_id"), today=TODAY
+    )
+
+
+def test_a_trade_that_needs_a_permit_passes_with_it_listed_and_uploaded() -> None:
+    checks = _business_checks(_shop())
+    assert _failed(checks) == []
+    listed = next(c for c in checks if c.code == "permits_listed")
+    assert (listed.hard, listed.field) == (True, "qualifications")
+    assert _text(listed) == "Every permit a shop selling Food needs is listed: 食品经营许可证."
+
+
+def test_a_permit_the_trade_needs_is_a_hard_check_naming_trade_and_permit() -> None:
+    # given: a food shop that lists another permit, without its number for the right one
+    data = _shop(
+        qualifications=(
+            {"name": "出版物经营许可证", "number": "X1"},
+            {"name": "食品经营许可证", "number": ""},
+        )
+    )
+    # when
+    checks = _business_checks(data)
+    # then: the incomplete row and the missing permit, each said once
+    assert _failed(checks) == ["qualification_incomplete", "permit_missing"]
+    missing = next(c for c in checks if c.code == "permit_missing")
+    assert _text(missing) == (
+        "A shop selling Food needs the 食品经营许可证: list it under qualifications with its "
+        "number and validity, and upload a copy."
+    )
+    assert render(missing.reason, language="zh-hans").startswith("A shop selling 食品")
+
+
+def test_the_permit_names_compare_without_spaces_and_bracket_widths() -> None:
+    data = _shop(
+        qualifications=({"name": " 医疗器械经营许可证（三类） ", "number": "J1"},),
+        required_permits=("医疗器械经营许可证(三类)",),
+    )
+    assert _failed(_business_checks(data)) == []
+
+
+def test_a_copy_of_the_permit_must_be_uploaded_unless_the_level_asks_for_it() -> None:
+    data = _shop(documents=frozenset({"business_licence", "legal_rep_id"}))
+    assert _failed(_business_checks(data)) == ["permit_copy_missing"]
+    # a level that requires the qualification document names it through its own check
+    checks = rules.application_checks(
+        data, required_documents=("business_licence", "legal_rep_id", "qualification"), today=TODAY
+    )
+    assert [(c.code, c.field) for c in checks if not c.passed] == [
+        ("document_missing", "qualification")
+    ]
+
+
+@pytest.mark.parametrize("trade", [None, {"en": "General merchandise", "zh-hans": "一般商品"}])
+def test_no_trade_or_a_trade_without_permits_asks_for_none(trade: Any) -> None:
+    data = _shop(trade=trade, required_permits=(), qualifications=(), documents=frozenset())
+    checks = rules.permit_checks(data, required_documents=())
+    assert checks == []
+
+
 # ---------------------------------------------------------------------- level criteria
 
 LEVEL = rules.LevelCriteria(
@@ -308,6 +412,71 @@ def test_duplicates_are_a_warning_for_the_reviewer() -> None:
     assert _text(check) == "Other customers have the same number: #4, #9. Check before approving."
 
 
+# ---------------------------------------------------------------------- fallbacks
+
+LEVELS = (
+    rules.LevelLink("identity", "individual", 1),
+    rules.LevelLink("trusted", "individual", 2, "identity"),
+    rules.LevelLink("business", "business", 3),
+)
+
+
+def _with(code: str, **changes: object) -> list[rules.LevelLink]:
+    return [replace(lv, **changes) if lv.code == code else lv for lv in LEVELS]  # type: ignore[arg-type]
+
+
+def test_the_default_fallbacks_are_sound() -> None:
+    for code in ("identity", "trusted", "business"):
+        assert rules.fallback_faults(LEVELS, edited=code) == []
+    assert rules.DEFAULT_FALLBACKS == {"trusted": "identity"}
+
+
+@pytest.mark.parametrize(
+    ("code", "changes", "faults"),
+    [
+        (
+            "trusted",
+            {"fallback": "trusted"},
+            ["level trusted.fallback: a level cannot fall back to itself"],
+        ),
+        ("trusted", {"fallback": "gold"}, ["level trusted.fallback: there is no level 'gold'"]),
+        (
+            "trusted",
+            {"fallback": "business"},
+            [
+                "level trusted.fallback: business is a level for business customers, trusted "
+                "for individual customers",
+                "level trusted.fallback: business must have a lower rank than trusted (2); "
+                "it has 3",
+            ],
+        ),
+        (
+            "identity",
+            {"fallback": "trusted"},
+            [
+                "level identity.fallback: the fallbacks would loop (identity → trusted → identity)",
+                "level identity.fallback: trusted must have a lower rank than identity (1); "
+                "it has 2",
+            ],
+        ),
+        (
+            "identity",
+            {"rank": 2},
+            [
+                "level identity.rank: 2 must stay below the rank of trusted (2), which falls "
+                "back to identity"
+            ],
+        ),
+        ("identity", {"rank": 0}, []),
+        ("trusted", {"fallback": None}, []),
+    ],
+)
+def test_a_fallback_is_a_lower_level_of_the_same_kind_and_never_loops(
+    code: str, changes: dict[str, object], faults: list[str]
+) -> None:
+    assert rules.fallback_faults(_with(code, **changes), edited=code) == faults
+
+
 # ---------------------------------------------------------------------- re-verification
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -339,3 +508,126 @@ def test_changed_fields_keep_old_and_new_and_drop_unchanged() -> None:
     assert diff == {"phone": {"old": "13800138000", "new": "13900139000"}}
     with pytest.raises(KeyError):
         rules.changed_fields(old, {"company_name": "x"}, kind="individual")
+
+
+TRUSTED = rules.LevelCriteria(
+    code="trusted",
+    applicant_kind="individual",
+    min_credit_score=650,
+    required_documents=("id_front", "id_back"),
+    validity_days=365,
+)
+IDENTITY = rules.LevelCriteria(
+    code="identity",
+    applicant_kind="individual",
+    requires_no_restrictions=False,
+    required_documents=("id_front", "id_back"),
+    validity_days=730,
+)
+DECIDED = NOW - timedelta(days=365)
+CUSTOMER = rules.CustomerFacts(credit_score=600, paid_orders=1, tenure_days=500)
+
+
+def _outcome(
+    fallback: rules.LevelCriteria | None = IDENTITY,
+    *,
+    entered: rules.ApplicationInput | None = None,
+    facts: rules.CustomerFacts = CUSTOMER,
+    decided_at: datetime = DECIDED,
+) -> rules.ExpiryOutcome:
+    return rules.expiry_outcome(
+        level=TRUSTED,
+        fallback=fallback,
+        entered=entered or _individual(),
+        facts=facts,
+        decided_at=decided_at,
+        now=NOW,
+    )
+
+
+def test_at_expiry_a_customer_who_still_meets_the_fallback_is_downgraded() -> None:
+    # when: trusted expired (the credit score fell) but identity still holds
+    outcome = _outcome()
+    # then: identity, until the original decision plus identity's own validity
+    assert (outcome.action, outcome.fallback, outcome.failed) == ("downgrade", "identity", ())
+    assert outcome.is_downgrade
+    assert outcome.expires_at == DECIDED + timedelta(days=730)
+    assert render(outcome.reason, language="en") == (
+        "Level trusted expired; the customer still meets every criterion of its fallback "
+        "identity, granted until 2027-11-23 (730 days from the decision on 2025-11-23)."
+    )
+
+
+def test_without_a_fallback_the_certification_ends() -> None:
+    outcome = _outcome(None)
+    assert (outcome.action, outcome.fallback, outcome.expires_at) == ("expire", "", None)
+    assert render(outcome.reason, language="en") == (
+        "Level trusted expired and names no lower level to fall back to."
+    )
+
+
+@pytest.mark.parametrize(
+    "fallback",
+    [replace(IDENTITY, is_active=False), replace(IDENTITY, applicant_kind="business")],
+)
+def test_a_fallback_no_longer_offered_is_not_granted(fallback: rules.LevelCriteria) -> None:
+    outcome = _outcome(fallback)
+    assert outcome.action == "expire"
+    assert render(outcome.reason, language="en") == (
+        "Level trusted expired; its fallback identity is not offered any more."
+    )
+
+
+@pytest.mark.parametrize(("validity", "action"), [(365, "expire"), (366, "downgrade")])
+def test_the_fallback_validity_counts_from_the_original_decision(
+    validity: int, action: str
+) -> None:
+    outcome = _outcome(replace(IDENTITY, validity_days=validity))
+    assert outcome.action == action
+    if action == "expire":
+        assert render(outcome.reason, language="en") == (
+            "Level trusted expired; its fallback identity ran out too, on 2026-11-23 "
+            "(365 days from the decision on 2025-11-23)."
+        )
+
+
+def test_a_fallback_whose_criteria_no_longer_hold_is_not_granted() -> None:
+    # given identity as staff made it: a clean record and a credit score of 620
+    strict = replace(IDENTITY, requires_no_restrictions=True, min_credit_score=620)
+    facts = replace(CUSTOMER, restrictions=("coupon_ban",))
+    # when
+    outcome = _outcome(strict, facts=facts)
+    # then: the approval's criteria, with the values found
+    assert outcome.action == "expire"
+    assert [render(f["reason"], language="en") for f in outcome.failed] == [
+        "Credit score 600 (this level needs at least 620).",
+        "Risk restrictions in force: coupon_ban.",
+    ]
+    assert render(outcome.reason, language="en") == (
+        "Level trusted expired; the customer no longer meets its fallback identity: "
+        "2 check(s) failed."
+    )
+
+
+def test_a_fallback_runs_the_hard_checks_of_approval_on_the_certified_facts() -> None:
+    # given a fallback that requires a document the original application did not have
+    outcome = _outcome(entered=_individual(documents=frozenset({"id_front"})))
+    # then
+    assert outcome.action == "expire"
+    assert [(f["code"], f["field"]) for f in outcome.failed] == [("document_missing", "id_back")]
+
+
+def test_a_change_needs_the_document_that_proves_it() -> None:
+    # a new company name and representative: the reissued licence, said once for both
+    checks = rules.change_document_checks(["company_name", "legal_rep_name", "phone"], [])
+    assert [(c.code, c.field) for c in checks] == [("document_missing", "business_licence")]
+    assert _text(checks[0]) == (
+        "Upload the new business licence: a change of the company name and legal "
+        "representative's name needs it."
+    )
+    assert rules.change_document_checks(["company_name"], ["business_licence"]) == []
+    assert rules.change_document_checks(["phone"], []) == []
+    kinds = [
+        c.field for c in rules.change_document_checks(["id_number", "legal_rep_id_number"], [])
+    ]
+    assert kinds == ["id_front", "legal_rep_id"]

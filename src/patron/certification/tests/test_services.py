@@ -3,6 +3,7 @@ change requests — with the refusals that must leave nothing changed."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ from patron.audit.models import AuditEvent
 from patron.certification import selectors, services
 from patron.certification.models import (
     Application,
+    BusinessCategory,
     Certification,
     CertificationLevel,
     ChangeRequest,
@@ -419,6 +421,113 @@ def test_a_certified_business_is_checked_on_its_code_and_representative(
     assert (company.kind, company.company_name) == ("business", "北京某某科技有限公司")
 
 
+SHOP = services.ApplicationData(
+    company_name="北京某某食品有限公司",
+    credit_code="91110000802100433B",
+    legal_rep_name="李四",
+    legal_rep_id_number="360426199101010071",
+    phone="13800138000",
+    business_category="food",
+)
+
+
+def test_a_food_shop_is_sent_back_for_its_permit_then_passes_with_it(agent: Any) -> None:
+    # given: a food shop that names its trade but lists no permit
+    company = make_customer(name="某某食品")
+    application = services.application_create(
+        user=agent, customer_id=company.pk, level_code="business", data=SHOP
+    )
+    _documents(agent, application, ("business_licence", "legal_rep_id"))
+    # when
+    application = services.application_submit(user=agent, application_id=application.pk)
+    # then: straight back to the applicant, told which permit and that a copy is needed
+    assert application.status == "needs_info"
+    failed = [c["code"] for c in application.prechecks if c["hard"] and not c["passed"]]
+    assert failed == ["permit_missing", "permit_copy_missing"]
+    # when: they list it and upload it
+    services.application_update(
+        user=agent,
+        application_id=application.pk,
+        data=dataclasses.replace(
+            SHOP, qualifications=({"name": "食品经营许可证", "number": "JY1", "valid_until": None},)
+        ),
+    )
+    _documents(agent, application, ("qualification",))
+    application = services.application_submit(user=agent, application_id=application.pk)
+    # then
+    assert application.status == "pending", application.prechecks
+    assert application.business_category is not None
+    assert application.business_category.code == "food"
+    detail = selectors.application_detail(user=agent, application_id=application.pk)
+    assert detail.business_category is not None
+    assert detail.business_category.required_permits == ["食品经营许可证"]
+
+
+def test_an_unknown_trade_is_refused_naming_the_field(agent: Any) -> None:
+    company = make_customer(name="某某食品")
+    with pytest.raises(ValidationFailed, match="business_category: no trade 'bakery'"):
+        services.application_create(
+            user=agent,
+            customer_id=company.pk,
+            level_code="business",
+            data=dataclasses.replace(SHOP, business_category="bakery"),
+        )
+    assert not Application.objects.filter(customer=company).exists()
+
+
+def test_a_permit_added_to_the_trade_later_is_asked_for_at_reverification(
+    agent: Any, reviewer: Any
+) -> None:
+    # given: a certified general-merchandise business whose level falls back to a lower one
+    CertificationLevel.objects.create(
+        code="business_listed",
+        name="企业登记",
+        name_en="Registered business",
+        applicant_kind="business",
+        rank=2,
+        required_documents=["business_licence"],
+        validity_days=730,
+        requires_no_restrictions=False,
+    )
+    services.level_update(user=reviewer, code="business", changes={"fallback": "business_listed"})
+    company = make_customer(name="某某百货")
+    data = dataclasses.replace(SHOP, business_category="general")
+    application = services.application_create(
+        user=agent, customer_id=company.pk, level_code="business", data=data
+    )
+    _documents(agent, application, ("business_licence", "legal_rep_id"))
+    application = services.application_submit(user=agent, application_id=application.pk)
+    assert application.status == "pending", application.prechecks
+    services.application_approve(user=reviewer, application_id=application.pk, reason="ok")
+    certification = Certification.objects.get(customer=company, status="active")
+    assert services.certification_profile(certification)["business_category"] == "general"
+    at_expiry = certification.expires_at + timedelta(minutes=1)
+    assert services._expiry_outcome(certification, now=at_expiry).action == "downgrade"
+    # when: the trade needs a permit from now on
+    general = BusinessCategory.objects.get(code="general")
+    general.required_permits = ["食品经营许可证"]
+    services.category_save(user=reviewer, category=general)
+    outcome = services._expiry_outcome(certification, now=at_expiry)
+    # then: the fallback is not granted, and the permit is why
+    assert outcome.action == "expire"
+    assert [c["code"] for c in outcome.failed] == ["permit_missing", "permit_copy_missing"]
+
+
+def test_trades_are_data_that_managers_edit_and_the_audit_keeps(reviewer: Any, agent: Any) -> None:
+    bakery = BusinessCategory(code="bakery", name="烘焙", name_en="Bakery")
+    bakery.required_permits = [" 食品经营许可证 ", "食品经营许可证", ""]
+    with pytest.raises(PermissionDenied):
+        services.category_save(user=agent, category=bakery)
+    services.category_save(user=reviewer, category=bakery)
+    bakery.refresh_from_db()
+    assert bakery.required_permits == ["食品经营许可证"]
+    event = AuditEvent.objects.get(entity_type="certification.business_category")
+    assert (event.action, event.entity_id) == ("create", "bakery")
+    bakery.required_permits = "食品经营许可证"  # not a list
+    with pytest.raises(ValidationFailed, match=r"bakery.required_permits: a list"):
+        services.category_save(user=reviewer, category=bakery)
+
+
 def test_the_same_id_on_another_customer_is_shown_to_the_reviewer(
     agent: Any, customer: Customer
 ) -> None:
@@ -538,6 +647,60 @@ def test_a_malformed_new_value_is_refused_naming_the_field(
             user=agent, customer_id=customer.pk, changes={"company_name": "x"}, reason="x"
         )
     assert not ChangeRequest.objects.exists()
+
+
+def test_the_requester_withdraws_a_mistyped_change_and_files_the_right_one(
+    agent: Any, reviewer: Any, customer: Customer
+) -> None:
+    _certified(agent, reviewer, customer)
+    mistyped = services.change_request_file(
+        user=agent, customer_id=customer.pk, changes={"phone": "13900139001"}, reason="new number"
+    )
+    # when
+    withdrawn = services.change_request_withdraw(
+        user=agent, request_id=mistyped.pk, reason="mistyped the number"
+    )
+    # then: nothing changed, and the right one can be filed
+    assert (withdrawn.status, withdrawn.decision_reason, withdrawn.decided_by) == (
+        "withdrawn",
+        "mistyped the number",
+        None,
+    )
+    customer.refresh_from_db()
+    assert customer.phone == "13800138000"
+    services.change_request_file(
+        user=agent, customer_id=customer.pk, changes={"phone": "13900139000"}, reason="new number"
+    )
+    with pytest.raises(Conflict, match="the change request is withdrawn: cannot withdraw"):
+        services.change_request_withdraw(user=agent, request_id=mistyped.pk, reason="again")
+    assert not Message.objects.filter(template="change_request.decided").exists()
+
+
+def test_only_those_who_may_file_withdraw_a_change(
+    agent: Any, reviewer: Any, customer: Customer
+) -> None:
+    _certified(agent, reviewer, customer)
+    request = services.change_request_file(
+        user=None,
+        customer_id=customer.pk,
+        changes={"phone": "13900139000"},
+        reason="new number",
+        applicant_customer_id=customer.pk,
+    )
+    stranger = make_customer(name="王五")
+    with pytest.raises(NotFound):
+        services.change_request_withdraw(
+            user=None, request_id=request.pk, reason="x", applicant_customer_id=stranger.pk
+        )
+    with pytest.raises(PermissionDenied):
+        services.change_request_withdraw(
+            user=make_user(Role.AUDITOR), request_id=request.pk, reason="x"
+        )
+    assert ChangeRequest.objects.get(pk=request.pk).status == "pending"
+    services.change_request_withdraw(
+        user=None, request_id=request.pk, reason="not needed", applicant_customer_id=customer.pk
+    )
+    assert ChangeRequest.objects.get(pk=request.pk).status == "withdrawn"
 
 
 def test_an_uncertified_customer_has_nothing_to_request(agent: Any, customer: Customer) -> None:

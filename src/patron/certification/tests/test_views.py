@@ -3,9 +3,10 @@ the applicant's page behind the signed link."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from datetime import date
+from datetime import date, timedelta
 from unittest import mock
 
 import pytest
@@ -13,20 +14,23 @@ from django.test import Client
 
 from patron.account.models import User
 from patron.account.roles import Role
+from patron.audit.models import AuditEvent
 from patron.certification import services, tokens
 from patron.certification.models import (
     Application,
+    BusinessCategory,
     Certification,
     CertificationLevel,
     ChangeRequest,
     Document,
 )
-from patron.conftest import make_customer, make_user
+from patron.conftest import ALL_ROLES, NO_ROLE, make_customer, make_user
 from patron.customer.models import Customer
 
 pytestmark = pytest.mark.django_db
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+PDF = b"%PDF-1.4\n%%EOF\n"
 VALID = services.ApplicationData(
     real_name="张三",
     id_number="11010519491231002X",
@@ -415,8 +419,13 @@ def test_a_reviewer_opens_a_document_inline_and_uncached(
     assert response["Cache-Control"] == "no-store"
 
 
-@pytest.mark.parametrize("role", [Role.SERVICE_AGENT, Role.MARKETER, Role.AUDITOR])
-def test_a_document_is_refused_to_other_roles(agent: User, customer: Customer, role: Role) -> None:
+DOCUMENT_READERS = {Role.ADMINISTRATOR, Role.OPERATIONS_MANAGER, Role.RISK_ANALYST}
+
+
+@pytest.mark.parametrize("role", [*ALL_ROLES, NO_ROLE])
+def test_a_document_opens_for_reviewers_and_is_refused_to_other_roles(
+    agent: User, customer: Customer, role: str
+) -> None:
     # given
     document = Document.objects.get(application=_apply(agent, customer), kind="id_front")
 
@@ -424,8 +433,11 @@ def test_a_document_is_refused_to_other_roles(agent: User, customer: Customer, r
     response = client_for(make_user(role)).get(f"/certification/documents/{document.pk}/")
 
     # then
-    assert response.status_code == 403
-    assert PNG not in response.content
+    if role in DOCUMENT_READERS:
+        assert (response.status_code, response.content) == (200, PNG)
+    else:
+        assert response.status_code == 403
+        assert PNG not in response.content
 
 
 def test_a_document_sends_an_anonymous_visitor_to_log_in(agent: User, customer: Customer) -> None:
@@ -495,6 +507,64 @@ def test_an_agent_files_a_complete_application_and_sees_its_prechecks(
     html = client.get(response["Location"]).content.decode()
     assert f"Application #{application.pk} submitted" in html
     assert "The birth date entered (1949-12-31) matches the ID number." in html
+
+
+def test_a_food_shop_picks_its_trade_and_is_told_the_permit_it_lacks(
+    agent: User, reviewer: User
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    # given: the business form offers the trades with their permits
+    company = make_customer(name="某某食品")
+    client = client_for(agent)
+    page = client.get(f"/certification/apply/?customer={company.pk}").content.decode()
+    assert (
+        '<option value="food" data-permits="食品经营许可证">Food — 食品经营许可证</option>' in page
+    )
+    shop = {
+        "level": "business",
+        "company_name": "北京某某食品有限公司",
+        "credit_code": "91110000802100433B",
+        "legal_rep_name": "李四",
+        "legal_rep_id_number": "360426199101010071",
+        "phone": "13800138000",
+        "business_category": "food",
+        "document_kind_0": "business_licence",
+        "document_kind_1": "legal_rep_id",
+        "action": "submit",
+    }
+    files = {
+        f"document_file_{i}": SimpleUploadedFile(f"{i}.png", PNG, content_type="image/png")
+        for i in (0, 1)
+    }
+    # when: filed without the permit
+    response = client.post(f"/certification/apply/?customer={company.pk}", {**shop, **files})
+    # then: back at once, the trade kept selected, the permit named
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "A shop selling Food needs the 食品经营许可证" in html
+    assert '<option value="food" data-permits="食品经营许可证" selected>' in html
+    # when: corrected with the permit and its copy
+    application = Application.objects.get(customer=company)
+    response = client.post(
+        f"/certification/apply/?customer={company.pk}",
+        {
+            **shop,
+            "application": str(application.pk),
+            "qualification_name_0": "食品经营许可证",
+            "qualification_number_0": "JY11105000000001",
+            "document_kind_0": "qualification",
+            "document_file_0": SimpleUploadedFile(
+                "permit.pdf", PDF, content_type="application/pdf"
+            ),
+            "document_kind_1": "",
+        },
+    )
+    # then: waiting for review; the reviewer reads the trade and what it needs
+    assert response.status_code == 302, response.content.decode()[:2000]
+    html = client_for(reviewer).get(response["Location"]).content.decode()
+    assert "Every permit a shop selling Food needs is listed: 食品经营许可证." in html
+    assert re.search(r'data-testid="trade">Food <span[^>]*>\(needs 食品经营许可证\)', html)
 
 
 def test_a_mistyped_id_number_comes_back_at_once_with_the_fault_and_the_form_kept(
@@ -611,6 +681,52 @@ def test_an_agent_files_a_change_and_a_reviewer_approves_it(
     assert request.status == "approved"
 
 
+def test_a_change_of_name_is_filed_with_its_evidence_and_the_reviewer_opens_it(
+    agent: User, reviewer: User, analyst: User, customer: Customer
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    # given
+    _certify(agent, reviewer, customer)
+    page = client_for(agent).get(f"/certification/changes/new/?customer={customer.pk}")
+    assert "Real name → ID card (photo side)" in page.content.decode()
+    # when: a file that is not an image is refused and nothing is filed
+    form = {"real_name": "张叁", "phone": "", "id_number": "", "reason": "改名"}
+    bad = client_for(agent).post(
+        f"/certification/changes/new/?customer={customer.pk}",
+        {
+            **form,
+            "document_kind_0": "id_front",
+            "document_file_0": SimpleUploadedFile("id.png", b"MZ\x90\x00", "image/png"),
+        },
+    )
+    assert bad.status_code == 422
+    assert not ChangeRequest.objects.exists()
+    # when: filed with the new ID card
+    response = client_for(agent).post(
+        f"/certification/changes/new/?customer={customer.pk}",
+        {
+            **form,
+            "document_kind_0": "id_front",
+            "document_file_0": SimpleUploadedFile("new-id.png", PNG, "image/png"),
+        },
+    )
+    # then: one change, its evidence attached, shown to the reviewer with a link
+    assert response.status_code == 302
+    request = ChangeRequest.objects.get()
+    document = Document.objects.get(change_request=request)
+    html = client_for(analyst).get("/certification/changes/").content.decode()
+    assert f'href="/certification/documents/{document.pk}/"' in html
+    assert "Upload the new" not in html  # nothing missing
+    response = client_for(analyst).post(
+        "/certification/changes/?status=pending",
+        {"request": request.pk, "action": "approve", "reason": "证件一致"},
+    )
+    assert response.status_code == 302
+    request.refresh_from_db()
+    assert request.status == "approved"
+
+
 def test_a_malformed_change_is_refused_with_the_fault(
     agent: User, reviewer: User, customer: Customer
 ) -> None:
@@ -627,6 +743,36 @@ def test_a_malformed_change_is_refused_with_the_fault(
     assert response.status_code == 422
     assert "its last character should be X, not Y." in response.content.decode()
     assert not ChangeRequest.objects.exists()
+
+
+def test_the_agent_who_filed_a_change_withdraws_it_from_the_page(
+    agent: User, reviewer: User, analyst: User, customer: Customer
+) -> None:
+    # given
+    _certify(agent, reviewer, customer)
+    request = services.change_request_file(
+        user=agent, customer_id=customer.pk, changes={"phone": "13900139001"}, reason="换号"
+    )
+    client = client_for(agent)
+
+    # when
+    html = client.get("/certification/changes/").content.decode()
+    analyst_html = client_for(analyst).get("/certification/changes/").content.decode()
+    blank = client.post(
+        "/certification/changes/", {"request": request.pk, "action": "withdraw", "reason": ""}
+    )
+    done = client.post(
+        "/certification/changes/", {"request": request.pk, "action": "withdraw", "reason": "输错"}
+    )
+
+    # then: only the requester is offered it; a reason is required
+    assert f'data-testid="withdraw-change-{request.pk}"' in html
+    assert f'data-testid="withdraw-change-{request.pk}"' not in analyst_html
+    assert blank.status_code == 422
+    assert "a reason is required" in blank.content.decode()
+    assert done.status_code == 302
+    request.refresh_from_db()
+    assert (request.status, request.decision_reason) == ("withdrawn", "输错")
 
 
 def test_the_requester_may_not_decide_their_own_change(
@@ -687,6 +833,135 @@ def test_levels_are_edited_by_those_who_may_and_read_by_others(
     assert "level identity.validity_days: expected a whole number" in invalid.content.decode()
 
 
+def test_a_levels_fallback_is_shown_and_edited_on_the_levels_page(reviewer: User) -> None:
+    # given the trusted level's form as the page fills it
+    form = {
+        "code": "trusted",
+        "name": "信用认证",
+        "name_en": "Verified, good credit and history",
+        "rank": "2",
+        "min_credit_score": "650",
+        "min_paid_orders": "3",
+        "min_spend_12m": "0",
+        "min_tenure_days": "180",
+        "documents": ["id_front", "id_back"],
+        "validity_days": "365",
+        "remind_days": "30",
+        "requires_no_restrictions": "on",
+        "fallback": "identity",
+        "is_active": "on",
+    }
+    client = client_for(reviewer)
+    html = client.get("/certification/levels/").content.decode()
+    fallback = re.search(r'data-testid="fallback-trusted">([^<]+)<', html)
+    assert fallback is not None and fallback.group(1) == "Identity verified"
+    select = re.search(r'<select id="id_fallback_trusted".*?</select>', html, flags=re.S)
+    assert select is not None
+    assert re.findall(r'<option value="([^"]*)"', select.group(0)) == ["", "identity"]
+    assert '<option value="identity" selected>' in select.group(0)
+
+    # when: a business level is chosen, then none
+    refused = client.post("/certification/levels/", {**form, "fallback": "business"})
+    removed = client.post("/certification/levels/", {**form, "fallback": ""})
+
+    # then
+    assert refused.status_code == 422
+    refused_html = refused.content.decode()
+    assert "level trusted.fallback: business is a level for business customers" in refused_html
+    assert re.search(r'<select id="id_fallback_trusted"[^>]*is-invalid', refused_html)
+    assert removed.status_code == 302
+    assert CertificationLevel.objects.get(code="trusted").fallback_id is None
+
+
+def test_a_level_form_without_the_fallback_leaves_it(reviewer: User) -> None:
+    form = {
+        "code": "trusted",
+        "name": "信用认证",
+        "name_en": "Verified, good credit and history",
+        "rank": "2",
+        "min_credit_score": "650",
+        "min_paid_orders": "3",
+        "min_spend_12m": "0",
+        "min_tenure_days": "180",
+        "documents": ["id_front", "id_back"],
+        "validity_days": "300",
+        "remind_days": "30",
+        "requires_no_restrictions": "on",
+        "is_active": "on",
+    }
+    assert client_for(reviewer).post("/certification/levels/", form).status_code == 302
+    level = CertificationLevel.objects.get(code="trusted")
+    assert (level.validity_days, level.fallback.code) == (300, "identity")  # type: ignore[union-attr]
+
+
+# --- the admin ---------------------------------------------------------------------------------
+
+
+def _admin_form(level: CertificationLevel, **changes: str) -> dict[str, str]:
+    form = {
+        "name": level.name,
+        "name_en": level.name_en,
+        "rank": str(level.rank),
+        "min_credit_score": "" if level.min_credit_score is None else str(level.min_credit_score),
+        "min_paid_orders": str(level.min_paid_orders),
+        "min_spend_12m": str(level.min_spend_12m),
+        "min_tenure_days": str(level.min_tenure_days),
+        "requires_no_restrictions": "on" if level.requires_no_restrictions else "",
+        "required_documents": json.dumps(level.required_documents),
+        "validity_days": str(level.validity_days),
+        "remind_days": str(level.remind_days),
+        "fallback": str(level.fallback_id or ""),
+        "is_active": "on" if level.is_active else "",
+    }
+    form.update(changes)
+    return {name: value for name, value in form.items() if value != "" or name == "fallback"}
+
+
+def test_the_admin_edits_a_fallback_through_the_service(reviewer: User, agent: User) -> None:
+    # given
+    trusted = CertificationLevel.objects.get(code="trusted")
+    business = CertificationLevel.objects.get(code="business")
+    url = f"/admin/certification/certificationlevel/{trusted.pk}/change/"
+    client = client_for(reviewer)
+
+    # when: another kind's level, then none
+    refused = client.post(url, _admin_form(trusted, fallback=str(business.pk)))
+    saved = client.post(url, _admin_form(trusted, fallback=""))
+
+    # then: the choice of another kind is not even offered; none is saved and audited
+    assert refused.status_code == 200
+    assert "Select a valid choice" in refused.content.decode()
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    trusted.refresh_from_db()
+    assert trusted.fallback_id is None
+    audit = AuditEvent.objects.get(entity_type="certification.level")
+    assert audit.changes == {"old": {"fallback": "identity"}, "new": {"fallback": None}}
+    # and those who may not change levels cannot; nobody deletes one (managers add them:
+    # test_a_manager_adds_a_level_in_the_admin_through_the_service)
+    assert client_for(agent).get(url).status_code == 403
+    assert client_for(agent).get("/admin/certification/certificationlevel/add/").status_code == 403
+    assert (
+        client.post(f"/admin/certification/certificationlevel/{trusted.pk}/delete/").status_code
+        == 403
+    )
+
+
+def test_the_admin_shows_the_services_refusal_next_to_the_field(reviewer: User) -> None:
+    # given identity falling back to nothing; trusted (rank 2) falls back to identity
+    identity = CertificationLevel.objects.get(code="identity")
+    url = f"/admin/certification/certificationlevel/{identity.pk}/change/"
+    # when identity's rank is raised above trusted's
+    refused = client_for(reviewer).post(url, _admin_form(identity, rank="3"))
+    # then
+    assert refused.status_code == 200
+    html = refused.content.decode()
+    assert "level identity.rank: 3 must stay below the rank of trusted (2)" in html
+    assert 'id="id_rank_error"' in html  # next to the rank, not above the form
+    identity.refresh_from_db()
+    assert identity.rank == 1
+    assert not AuditEvent.objects.filter(entity_type="certification.level").exists()
+
+
 # --- the customer page -------------------------------------------------------------------------
 
 
@@ -706,6 +981,33 @@ def test_the_customer_page_shows_the_level_to_those_who_may_see_it(
     assert badge.group(1) == "Identity verified"
     assert f'href="/certification/apply/?customer={customer.pk}"' in agent_html
     assert 'data-testid="certification"' not in marketer_html
+
+
+def test_the_customer_page_and_the_applicants_page_say_a_level_was_downgraded(
+    agent: User, reviewer: User, customer: Customer
+) -> None:
+    # given an identity certification kept when trusted expired
+    certification = _certify(agent, reviewer, customer)
+    expiry = certification.granted_at + timedelta(days=365)
+    Certification.objects.filter(pk=certification.pk).update(
+        level=CertificationLevel.objects.get(code="trusted"), expires_at=expiry
+    )
+    assert services.certifications_reverify(now=expiry).downgraded == 1
+
+    # when
+    staff_html = client_for(agent).get(f"/customers/{customer.pk}/").content.decode()
+    link = f"/apply/{tokens.applicant_token(customer.pk)}/"
+    applicant_html = client_for(None).get(link).content.decode()
+
+    # then
+    assert "Downgraded from Verified, good credit and history when it expired" in text_of(
+        staff_html
+    )
+    assert re.search(r'data-testid="level-badge"[^>]*>Identity verified<', staff_html)
+    assert (
+        "Your Verified, good credit and history certification expired; you keep this level"
+        in text_of(applicant_html)
+    )
 
 
 def test_the_customer_page_says_not_certified(agent: User, customer: Customer) -> None:
@@ -875,3 +1177,138 @@ def test_a_certified_applicant_asks_for_a_change(
     assert response.status_code == 302
     request = ChangeRequest.objects.get()
     assert (request.source, request.requested_by, request.fields) == ("public", None, ["phone"])
+
+
+def test_a_certified_applicant_changes_their_name_with_the_new_id_card(
+    agent: User, reviewer: User, customer: Customer
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    # given
+    _certify(agent, reviewer, customer)
+    path = tokens.applicant_path(customer.pk)
+    html = client_for(None).get(path).content.decode()
+    assert "Real name → ID card (photo side)" in html
+    # when
+    response = client_for(None).post(
+        path,
+        {
+            "action": "change",
+            "real_name": "张叁",
+            "reason": "改名",
+            "document_kind_0": "id_front",
+            "document_file_0": SimpleUploadedFile("id.jpg", PNG, "image/png"),
+        },
+    )
+    # then: filed with its evidence, ready for a reviewer
+    assert response.status_code == 302
+    request = ChangeRequest.objects.get()
+    assert list(request.documents.values_list("kind", flat=True)) == ["id_front"]
+    assert services.change_missing_documents(request) == []
+
+
+def test_the_applicant_sees_their_waiting_change_and_withdraws_it(
+    agent: User, reviewer: User, customer: Customer
+) -> None:
+    # given: a change of name filed without its evidence
+    _certify(agent, reviewer, customer)
+    path = tokens.applicant_path(customer.pk)
+    client_for(None).post(path, {"action": "change", "real_name": "张叁", "reason": "改名"})
+    request = ChangeRequest.objects.get()
+    # when
+    html = client_for(None).get(path).content.decode()
+    # then: shown with what it still needs
+    assert 'data-testid="pending-change"' in html
+    assert "Upload the new ID card (photo side): a change of the real name needs it." in html
+    # when: withdrawn without a reason, then with one
+    blank = client_for(None).post(
+        path, {"action": "withdraw_change", "request": str(request.pk), "reason": " "}
+    )
+    assert blank.status_code == 422
+    request.refresh_from_db()
+    assert request.status == "pending"
+    done = client_for(None).post(
+        path, {"action": "withdraw_change", "request": str(request.pk), "reason": "输错了"}
+    )
+    # then
+    assert done.status_code == 302
+    request.refresh_from_db()
+    assert (request.status, request.decision_reason) == ("withdrawn", "输错了")
+    assert 'data-testid="pending-change"' not in client_for(None).get(path).content.decode()
+
+
+def test_an_applicant_cannot_withdraw_another_customers_change(
+    agent: User, reviewer: User, customer: Customer
+) -> None:
+    _certify(agent, reviewer, customer)
+    request = services.change_request_file(
+        user=agent, customer_id=customer.pk, changes={"phone": "13900139001"}, reason="换号"
+    )
+    other = make_customer(name="李四")
+    response = client_for(None).post(
+        tokens.applicant_path(other.pk),
+        {"action": "withdraw_change", "request": str(request.pk), "reason": "不是我的"},
+    )
+    assert response.status_code == 404
+    request.refresh_from_db()
+    assert request.status == "pending"
+
+
+def test_a_manager_adds_a_trade_in_the_admin_and_an_agent_may_not(
+    reviewer: User, agent: User
+) -> None:
+    # given
+    url = "/admin/certification/businesscategory/add/"
+    form = {
+        "code": "bakery",
+        "name": "烘焙",
+        "name_en": "Bakery",
+        "required_permits": json.dumps(["食品经营许可证", " 食品经营许可证 "]),
+        "is_active": "on",
+    }
+    # when: not a list
+    refused = client_for(reviewer).post(url, {**form, "required_permits": '"食品经营许可证"'})
+    # then
+    assert refused.status_code == 200
+    assert "required_permits: a list of permit names" in refused.content.decode()
+    assert not BusinessCategory.objects.filter(code="bakery").exists()
+    # when
+    assert client_for(agent).post(url, form).status_code == 403
+    saved = client_for(reviewer).post(url, form)
+    # then: saved through the service, repeats dropped, audited
+    assert saved.status_code == 302
+    assert BusinessCategory.objects.get(code="bakery").required_permits == ["食品经营许可证"]
+    assert AuditEvent.objects.filter(
+        entity_type="certification.business_category", entity_id="bakery"
+    ).exists()
+
+
+def test_a_manager_adds_a_level_in_the_admin_through_the_service(
+    reviewer: User, agent: User
+) -> None:
+    # given
+    url = "/admin/certification/certificationlevel/add/"
+    trusted = CertificationLevel.objects.get(code="trusted")
+    business = CertificationLevel.objects.get(code="business")
+    form = {
+        **_admin_form(trusted, name="金牌认证", name_en="Gold", rank="3"),
+        "code": "gold",
+        "applicant_kind": "individual",
+        "fallback": str(trusted.pk),
+    }
+    # when: an agent, then a fallback of the other kind
+    assert client_for(agent).post(url, form).status_code == 403
+    refused = client_for(reviewer).post(url, {**form, "fallback": str(business.pk)})
+    # then: the service's refusal next to the field, nothing saved
+    assert refused.status_code == 200
+    assert "business is a level for business customers" in refused.content.decode()
+    assert not CertificationLevel.objects.filter(code="gold").exists()
+    # when
+    saved = client_for(reviewer).post(url, form)
+    # then
+    assert saved.status_code == 302
+    gold = CertificationLevel.objects.get(code="gold")
+    assert (gold.applicant_kind, gold.rank, gold.fallback) == ("individual", 3, trusted)
+    assert AuditEvent.objects.filter(
+        entity_type="certification.level", action="create", entity_id="gold"
+    ).exists()

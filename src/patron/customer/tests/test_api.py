@@ -344,11 +344,17 @@ def test_me_returns_the_user_roles_and_permissions(db: None) -> None:
         "is_superuser": False,
         "roles": [{"name": "service_agent", "label": "客服 Service agent"}],
         "permissions": [
+            "aftersales.change_aftersalesrequest",
+            "aftersales.view_aftersalesrequest",
             "certification.add_application",
             "certification.view_application",
             "commerce.view_order",
+            "complaints.change_complaint",
+            "complaints.view_complaint",
             "customer.change_customer",
             "customer.view_customer",
+            "knowledge.add_feedback",
+            "knowledge.view_article",
             "loyalty.change_pointsaccount",
             "loyalty.view_pointsaccount",
             "marketing.redeem_coupon",
@@ -357,6 +363,8 @@ def test_me_returns_the_user_roles_and_permissions(db: None) -> None:
             "risk.add_appeal",
             "risk.view_restriction",
             "risk.view_riskpolicy",
+            "satisfaction.view_csatrequest",
+            "service.change_ticket",
             "service.view_ticket",
         ],
         "may_see_pii": False,
@@ -379,6 +387,10 @@ def test_me_for_an_administrator(db: None) -> None:
     assert body["permissions"] == [
         "account.change_user",
         "account.view_pii",
+        "aftersales.approve_exception",
+        "aftersales.change_aftersalespolicy",
+        "aftersales.change_aftersalesrequest",
+        "aftersales.view_aftersalesrequest",
         "audit.view_auditevent",
         "certification.add_application",
         "certification.change_application",
@@ -386,18 +398,25 @@ def test_me_for_an_administrator(db: None) -> None:
         "certification.view_application",
         "certification.view_document",
         "commerce.view_order",
+        "complaints.change_complaint",
+        "complaints.view_complaint",
         "customer.change_customer",
         "customer.view_customer",
         "ingest.add_importbatch",
         "ingest.view_importbatch",
         "insight.change_target",
         "insight.view_metricvalue",
+        "knowledge.add_feedback",
+        "knowledge.change_article",
+        "knowledge.view_article",
         "loyalty.change_loyaltypolicy",
         "loyalty.change_pointsaccount",
         "loyalty.view_pointsaccount",
+        "marketing.change_campaign",
         "marketing.change_coupon",
         "marketing.change_segment",
         "marketing.redeem_coupon",
+        "marketing.view_campaign",
         "marketing.view_coupon",
         "marketing.view_segment",
         "outbox.change_message",
@@ -409,8 +428,14 @@ def test_me_for_an_administrator(db: None) -> None:
         "risk.view_alert",
         "risk.view_restriction",
         "risk.view_riskpolicy",
+        "satisfaction.change_improvementplan",
+        "satisfaction.change_survey",
+        "satisfaction.view_csatrequest",
         "scoring.change_gradepolicy",
         "scoring.view_scorerun",
+        "service.add_ticketmessage",
+        "service.change_slapolicy",
+        "service.change_ticket",
         "service.view_ticket",
     ]
 
@@ -431,7 +456,8 @@ def test_openapi_lists_the_customer_endpoints(db: None) -> None:
 
 
 def test_timeline_of_two_entries_is_a_list(customer_file: CustomerFile) -> None:
-    # given: an auditor sees only the registration and the audit entry
+    # given: an auditor sees the registration, the tickets (read only) and the audit entry,
+    # not the orders
     client = client_for(Role.AUDITOR)
 
     # when
@@ -439,4 +465,4 @@ def test_timeline_of_two_entries_is_a_list(customer_file: CustomerFile) -> None:
 
     # then
     assert response.status_code == 200
-    assert [entry["kind"] for entry in response.json()] == ["audit", "registration"]
+    assert [entry["kind"] for entry in response.json()] == ["audit", "ticket", "registration"]

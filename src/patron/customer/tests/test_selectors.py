@@ -436,7 +436,7 @@ def test_profile_timeline_merges_everything_newest_first(
 def test_profile_hides_sections_the_role_may_not_see(
     customer_file: CustomerFile, lake: Path
 ) -> None:
-    # given: auditors see customers and the audit log, not orders or tickets
+    # given: auditors see customers, tickets (read only) and the audit log, not orders
     user = make_user(Role.AUDITOR)
 
     # when
@@ -445,13 +445,13 @@ def test_profile_hides_sections_the_role_may_not_see(
     # then
     assert (profile.may_view_commerce, profile.may_view_tickets, profile.may_view_audit) == (
         False,
-        False,
+        True,
         True,
     )
     assert profile.orders == profile.returns == profile.reviews == profile.shipments == ()
-    assert profile.tickets == profile.events == ()
-    assert (profile.stats.order_count, profile.stats.ticket_count) == (0, 0)
-    assert [e.kind for e in profile.timeline] == ["audit", "registration"]
+    assert profile.events == ()
+    assert profile.stats.order_count == 0
+    assert {e.kind for e in profile.timeline} <= {"audit", "ticket", "registration"}
 
 
 def test_profile_reads_recent_events_from_the_lake(

@@ -150,3 +150,21 @@ def test_customers_with_chargebacks_score_lower() -> None:
     credit = scores.column("credit_score").to_numpy().astype(float)
     # then
     assert credit[charged].mean() < credit[~charged].mean() - 100
+
+
+def test_certifications_none_of_which_is_in_force_at_the_cut_off_rank_zero() -> None:
+    """A back-dated run (a replay, a back-test) on a shop whose certifications were all granted
+    after the cut-off: every rank is 0, not an index error."""
+    from patron.intelligence.pipeline import certification_rank
+
+    later = pa.scalar(CUTOFF + timedelta(days=30), UTC_US)
+    table = pa.table(
+        {
+            "customer_id": pa.array([1, 2], pa.int64()),
+            "rank": pa.array([2, 3], pa.int64()),
+            "granted_at": pa.array([later.as_py()] * 2, UTC_US),
+            "expires_at": pa.array([(CUTOFF + timedelta(days=400))] * 2, UTC_US),
+            "ended_at": pa.array([None, None], UTC_US),
+        }
+    )
+    assert certification_rank(table, np.array([1, 2, 3]), CUTOFF).to_pylist() == [0, 0, 0]

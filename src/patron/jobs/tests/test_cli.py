@@ -53,19 +53,28 @@ def test_scheduler_once_twice_enqueues_each_due_slot_once(clock: Clock) -> None:
     assert "enqueued regrade-quarterly for 2026-10-01 03:00 CST" in _flat(first.stderr)
     assert second.stderr.strip() == "nothing due"
     assert sorted(ScheduledSlot.objects.values_list("job", flat=True)) == [
+        "care-daily",
         "certification-reverify",
+        "complaint-risk",
         "insights-fill",
+        "logistics-exceptions",
         "loyalty-accrue",
         "loyalty-expire",
         "loyalty-tiers",
+        "marketing-campaigns",
         "marketing-nightly",
+        "marketing-winback",
         "outbox-deliver",
+        "recommendations-refresh",
         "regrade-quarterly",
         "risk-detect",
         "score-nightly",
+        "service-mail-poll",
+        "service-sla-watch",
+        "surveys-send",
         "value-report-monthly",
     ]
-    assert DBTaskResult.objects.count() == 11
+    assert DBTaskResult.objects.count() == 20
 
 
 def test_jobs_list_shows_each_job_with_its_next_due_time_last_slot_and_task_status(
@@ -98,6 +107,25 @@ def test_jobs_list_shows_each_job_with_its_next_due_time_last_slot_and_task_stat
             "READY",
         ),
         ("marketing-nightly", "2026-11-21T03:50:00+08:00", "2026-11-20T03:50:00+08:00", "READY"),
+        ("service-sla-watch", "2026-11-20T10:01:00+08:00", "2026-11-20T10:00:00+08:00", "READY"),
+        ("service-mail-poll", "2026-11-20T10:01:00+08:00", "2026-11-20T10:00:00+08:00", "READY"),
+        (
+            "logistics-exceptions",
+            "2026-11-20T10:30:00+08:00",
+            "2026-11-20T10:00:00+08:00",
+            "READY",
+        ),
+        ("complaint-risk", "2026-11-20T10:05:00+08:00", "2026-11-20T09:05:00+08:00", "READY"),
+        ("marketing-campaigns", "2026-11-20T10:05:00+08:00", "2026-11-20T10:00:00+08:00", "READY"),
+        ("surveys-send", "2026-11-21T09:30:00+08:00", "2026-11-20T09:30:00+08:00", "READY"),
+        ("care-daily", "2026-11-21T09:00:00+08:00", "2026-11-20T09:00:00+08:00", "READY"),
+        (
+            "recommendations-refresh",
+            "2026-11-21T03:30:00+08:00",
+            "2026-11-20T03:30:00+08:00",
+            "READY",
+        ),
+        ("marketing-winback", "2026-11-21T10:00:00+08:00", "2026-11-20T10:00:00+08:00", "READY"),
     ]
     assert listed[0]["last_task_result_id"] == str(
         DBTaskResult.objects.get(task_path__endswith="score_nightly").id
@@ -172,7 +200,9 @@ def test_jobs_run_refuses_an_unknown_job() -> None:
     assert _flat(result.stderr) == (
         "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly, "
         "insights-fill, value-report-monthly, risk-detect, outbox-deliver, loyalty-accrue, "
-        "loyalty-expire, loyalty-tiers, certification-reverify, marketing-nightly"
+        "loyalty-expire, loyalty-tiers, certification-reverify, marketing-nightly, "
+        "service-sla-watch, service-mail-poll, logistics-exceptions, complaint-risk, marketing-campaigns"
+        ", surveys-send, care-daily, recommendations-refresh, marketing-winback"
     )
     assert DBTaskResult.objects.count() == 0
 

@@ -34,6 +34,15 @@ def test_the_registry_lists_the_scoring_insight_and_risk_jobs() -> None:
             "patron.certification.tasks.reverify_certifications",
         ),
         "marketing-nightly": ("50 3 * * *", "patron.marketing.tasks.marketing_nightly"),
+        "service-sla-watch": ("* * * * *", "patron.service.tasks.sla_watch_task"),
+        "service-mail-poll": ("* * * * *", "patron.service.tasks.mail_poll_task"),
+        "logistics-exceptions": ("*/30 * * * *", "patron.aftersales.tasks.check_logistics"),
+        "complaint-risk": ("5 * * * *", "patron.complaints.tasks.refresh_complaint_risk"),
+        "marketing-campaigns": ("*/5 * * * *", "patron.marketing.tasks.run_campaigns"),
+        "surveys-send": ("30 9 * * *", "patron.satisfaction.tasks.send_surveys"),
+        "care-daily": ("0 9 * * *", "patron.care.tasks.care_daily"),
+        "recommendations-refresh": ("30 3 * * *", "patron.recommend.tasks.refresh_recommendations"),
+        "marketing-winback": ("0 10 * * *", "patron.marketing.tasks.run_winback"),
     }
 
 
@@ -64,6 +73,15 @@ def test_the_daily_jobs_pass_the_slot_date_in_the_merchants_zone() -> None:
         {"as_of": "2026-11-20"},
         {"as_of": "2026-11-20T02:00:00+08:00"},
         {},  # marketing acts on what is there when it runs
+        {},  # service-sla-watch: whatever is due
+        {},  # service-mail-poll: whatever waits in the inbox
+        {"as_of": "2026-11-20T02:00:00+08:00"},  # logistics-exceptions
+        {"as_of": "2026-11-20T02:00:00+08:00"},  # complaint-risk
+        {},  # marketing-campaigns: whatever is due when it runs
+        {"as_of": "2026-11-20T02:00:00+08:00"},  # surveys-send
+        {"as_of": "2026-11-20"},  # care-daily
+        {"as_of": "2026-11-20"},  # recommendations-refresh
+        {"as_of": "2026-11-20T02:00:00+08:00"},  # marketing-winback
     ]
     assert as_of_slot_date(slot) == {"as_of": "2026-11-20"}
 
@@ -108,5 +126,7 @@ def test_an_unknown_job_name_is_not_found_and_the_known_ones_are_named() -> None
     assert missing.value.message == (
         "no periodic job named 'score-hourly'; the jobs are: score-nightly, regrade-quarterly, "
         "insights-fill, value-report-monthly, risk-detect, outbox-deliver, loyalty-accrue, "
-        "loyalty-expire, loyalty-tiers, certification-reverify, marketing-nightly"
+        "loyalty-expire, loyalty-tiers, certification-reverify, marketing-nightly, "
+        "service-sla-watch, service-mail-poll, logistics-exceptions, complaint-risk, marketing-campaigns"
+        ", surveys-send, care-daily, recommendations-refresh, marketing-winback"
     )

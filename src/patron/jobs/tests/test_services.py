@@ -68,11 +68,26 @@ def test_the_first_pass_enqueues_only_the_latest_slot_of_each_job(clock: Clock) 
         ("loyalty-tiers", utc("2026-11-19 19:45")),
         ("certification-reverify", utc("2026-11-20 01:00")),
         ("marketing-nightly", utc("2026-11-19 19:50")),
+        ("service-sla-watch", utc("2026-11-20 02:00")),
+        ("service-mail-poll", utc("2026-11-20 02:00")),
+        ("logistics-exceptions", utc("2026-11-20 02:00")),
+        ("complaint-risk", utc("2026-11-20 01:05")),
+        ("marketing-campaigns", utc("2026-11-20 02:00")),
+        ("surveys-send", utc("2026-11-20 01:30")),
+        ("care-daily", utc("2026-11-20 01:00")),
+        ("recommendations-refresh", utc("2026-11-19 19:30")),
+        ("marketing-winback", utc("2026-11-20 02:00")),
     ]
     assert _queued() == [
+        ("patron.aftersales.tasks.check_logistics", {"as_of": "2026-11-20T10:00:00+08:00"}),
+        ("patron.care.tasks.care_daily", {"as_of": "2026-11-20"}),
         (
             "patron.certification.tasks.reverify_certifications",
             {"as_of": "2026-11-20T09:00:00+08:00"},
+        ),
+        (
+            "patron.complaints.tasks.refresh_complaint_risk",
+            {"as_of": "2026-11-20T09:05:00+08:00"},
         ),
         ("patron.insight.report_tasks.generate_monthly_report", {"as_of": "2026-11-01"}),
         ("patron.insight.tasks.fill_metrics", {"as_of": "2026-11-20"}),
@@ -80,10 +95,16 @@ def test_the_first_pass_enqueues_only_the_latest_slot_of_each_job(clock: Clock) 
         ("patron.loyalty.tasks.evaluate_tiers", {"as_of": "2026-11-20"}),
         ("patron.loyalty.tasks.expire_points", {"as_of": "2026-11-20"}),
         ("patron.marketing.tasks.marketing_nightly", {}),
+        ("patron.marketing.tasks.run_campaigns", {}),
+        ("patron.marketing.tasks.run_winback", {"as_of": "2026-11-20T10:00:00+08:00"}),
         ("patron.outbox.tasks.deliver_outbox", {}),
+        ("patron.recommend.tasks.refresh_recommendations", {"as_of": "2026-11-20"}),
         ("patron.risk.tasks.detect_risk", {"as_of": "2026-11-20T09:30:00+08:00"}),
+        ("patron.satisfaction.tasks.send_surveys", {"as_of": "2026-11-20T09:30:00+08:00"}),
         ("patron.scoring.tasks.regrade_quarterly", {"as_of": "2026-10-01"}),
         ("patron.scoring.tasks.score_nightly", {"as_of": "2026-11-20"}),
+        ("patron.service.tasks.mail_poll_task", {}),
+        ("patron.service.tasks.sla_watch_task", {}),
     ]
     slot = ScheduledSlot.objects.get(job="score-nightly")
     assert slot.task_result_id == str(

@@ -105,6 +105,17 @@ def choice(label: Any) -> str:
 
 
 @register.filter
+def grade_label(code: str) -> str:
+    """A grade's code (``core``) as its name in the page's language (核心客户 / Core)."""
+    from patron.scoring.models import Grade
+
+    try:
+        return choice(Grade(code).label)
+    except ValueError:
+        return code
+
+
+@register.filter
 def role_label(name: str) -> str:
     try:
         return choice(ROLE_LABELS[Role(name)])

@@ -146,6 +146,8 @@ def test_static_assets_are_vendored(db: None) -> None:
                 "Customers",
                 "Imports",
                 "Models",
+                "Service",
+                "Satisfaction",
                 "Risk",
                 "Certification",
                 "Insights",
@@ -156,10 +158,20 @@ def test_static_assets_are_vendored(db: None) -> None:
         ),
         (
             Role.OPERATIONS_MANAGER,
-            ["Customers", "Imports", "Models", "Risk", "Certification", "Insights", "Marketing"],
+            [
+                "Customers",
+                "Imports",
+                "Models",
+                "Service",
+                "Satisfaction",
+                "Risk",
+                "Certification",
+                "Insights",
+                "Marketing",
+            ],
         ),
-        (Role.SERVICE_AGENT, ["Customers", "Certification"]),
-        (Role.RISK_ANALYST, ["Customers", "Imports", "Models", "Risk", "Certification"]),
+        (Role.SERVICE_AGENT, ["Customers", "Service", "Satisfaction", "Certification"]),
+        (Role.RISK_ANALYST, ["Customers", "Imports", "Models", "Service", "Risk", "Certification"]),
         (Role.MARKETER, ["Customers", "Models", "Insights", "Marketing"]),
         (
             Role.AUDITOR,
@@ -167,6 +179,8 @@ def test_static_assets_are_vendored(db: None) -> None:
                 "Customers",
                 "Imports",
                 "Models",
+                "Service",
+                "Satisfaction",
                 "Risk",
                 "Certification",
                 "Insights",
@@ -174,7 +188,10 @@ def test_static_assets_are_vendored(db: None) -> None:
                 "Audit log",
             ],
         ),
-        (Role.ANALYST, ["Customers", "Imports", "Models", "Insights", "Marketing"]),
+        (
+            Role.ANALYST,
+            ["Customers", "Imports", "Models", "Satisfaction", "Insights", "Marketing"],
+        ),
     ],
 )
 def test_navigation_hides_what_the_role_may_not_open(
@@ -201,7 +218,7 @@ def test_navigation_is_empty_for_anonymous_users(rf: object) -> None:
 
     # when / then
     assert nav_items(request) == []
-    assert len(NAV_ENTRIES) == 9
+    assert len(NAV_ENTRIES) == 11
 
 
 # --- customer list ------------------------------------------------------------------------------
@@ -370,15 +387,15 @@ def test_customer_page_masks_pii_for_an_agent(customer_file: CustomerFile, lake:
     assert "Personal data masked" in text
 
 
-def test_customer_page_for_an_auditor_has_no_orders_or_tickets(
+def test_customer_page_for_an_auditor_has_no_orders(
     customer_file: CustomerFile, lake: Path
 ) -> None:
     # when
     html = client_for(Role.AUDITOR).get(f"/customers/{customer_file.customer.pk}/").content.decode()
 
-    # then
+    # then: auditors read tickets (the service desk's audit), not orders
     assert 'id="pane-orders"' not in html
-    assert 'id="pane-tickets"' not in html
+    assert 'id="pane-tickets"' in html
     assert "SO-0001" not in html
     assert "Some activity is hidden because your role may not see it." in html
     assert 'id="pane-timeline"' in html

@@ -1,0 +1,1 @@
+"""Per-customer product recommendations from purchase co-occurrence (R-G1)."""
