@@ -49,6 +49,7 @@ from patron.audit.services import AuditEntry, audit_record
 from patron.commerce.models import Category, Order, OrderLine, ReturnRequest, Shipment
 from patron.customer.models import Customer
 from patron.errors import Conflict, NotFound, PatronError, PermissionDenied, ValidationFailed
+from patron.outbox.services import service_message as _tell
 from patron.workflow import MAX_REASON, audit_update, locked, reason_text, separate, transition
 
 #: ``source`` of the rows Patron writes into the shop's own tables (returns, shipments).
@@ -122,20 +123,6 @@ def _event(
         from_status=before,
         to_status=request.status,
         note=note,
-    )
-
-
-def _tell(customer_id: int, template: str, *, key: str, source: str, **context: Any) -> None:
-    """A service message to the customer, sent after commit by the outbox."""
-    from patron.outbox.services import message_queue
-
-    message_queue(
-        customer_id=customer_id,
-        template=template,
-        purpose="service",
-        context={name: str(value) for name, value in context.items()},
-        key=key,
-        source=source,
     )
 
 

@@ -44,6 +44,7 @@ from patron.certification.models import (
 from patron.commerce.models import Order
 from patron.customer.models import Customer
 from patron.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from patron.outbox.services import service_message as _tell
 from patron.privacy import crypto
 from patron.workflow import audit_update, locked, reason_text, separate, transition
 
@@ -106,20 +107,6 @@ def _event(
         from_status=before,
         to_status=application.status,
         note=note,
-    )
-
-
-def _tell(customer_id: int, template: str, *, key: str, source: str, **context: Any) -> None:
-    """A service message to the customer, sent after commit by the outbox."""
-    from patron.outbox.services import message_queue
-
-    message_queue(
-        customer_id=customer_id,
-        template=template,
-        purpose="service",
-        context=context,
-        key=key,
-        source=source,
     )
 
 

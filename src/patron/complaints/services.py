@@ -26,6 +26,7 @@ from patron.complaints import rules, tokens
 from patron.complaints.models import Complaint, ComplaintEvent
 from patron.customer.models import Customer
 from patron.errors import Conflict, NotFound, PatronError, ValidationFailed
+from patron.outbox.services import service_message
 from patron.service.models import PATRON_SOURCE, Team, Ticket
 from patron.workflow import audit_update, locked, transition
 
@@ -108,15 +109,12 @@ def _audit(user: Any, complaint: Complaint, summary: str, **changes: Any) -> Non
 
 def _tell(complaint: Complaint, template: str, *, key: str, **context: Any) -> None:
     """A service message to the complainant, queued in this transaction and sent after it."""
-    from patron.outbox.services import message_queue
-
-    message_queue(
-        customer_id=complaint.customer_id,
-        template=template,
-        purpose="service",
-        context=context,
+    service_message(
+        complaint.customer_id,
+        template,
         key=key,
         source=f"complaints.complaint:{complaint.pk}",
+        **context,
     )
 
 

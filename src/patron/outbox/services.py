@@ -227,6 +227,21 @@ class DeliveryResult:
         }
 
 
+def service_message(
+    customer_id: int, template: str, *, key: str, source: str, **context: Any
+) -> Message:
+    """A service message to the customer (purpose "service"), queued in the caller's transaction
+    and sent after it; every context value is rendered as text. See ``message_queue``."""
+    return message_queue(
+        customer_id=customer_id,
+        template=template,
+        purpose=rules.SERVICE,
+        context={name: str(value) for name, value in context.items()},
+        key=key,
+        source=source,
+    )
+
+
 def _lockable(queryset: Any) -> Any:
     """Rows other workers hold are skipped, not waited for (PostgreSQL). SQLite's write
     transactions are serial, so the conditional update alone decides there."""

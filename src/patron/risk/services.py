@@ -28,6 +28,7 @@ from patron.account.services import require_permission
 from patron.audit.services import AuditEntry, audit_record
 from patron.customer.models import Customer
 from patron.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from patron.outbox.services import service_message
 from patron.risk import rules
 from patron.risk.models import (
     Alert,
@@ -588,6 +589,11 @@ def appeal_start_review(*, user: Any, appeal_id: int) -> Appeal:
     return appeal
 
 
+# How the customer's message names the decision (the message is rendered in their language; the
+# outcome carries both, as certification's decisions do).
+APPEAL_OUTCOMES = {"uphold": "维持原决定 upheld", "overturn": "已撤销 overturned"}
+
+
 def appeal_decide(
     *,
     user: Any,
@@ -644,6 +650,14 @@ def appeal_decide(
             pk=appeal.pk,
             customer_id=appeal.customer_id,
             summary=f"appeal {appeal.status}",
+            reason=reason,
+        )
+        service_message(
+            appeal.customer_id,
+            "appeal.decided",
+            key=f"appeal.decided:{appeal.pk}",
+            source=f"risk.appeal:{appeal.pk}",
+            outcome=APPEAL_OUTCOMES[outcome],
             reason=reason,
         )
     return appeal

@@ -19,6 +19,7 @@ from patron.audit.models import AuditEvent
 from patron.conftest import ALL_ROLES, make_customer, make_user, race
 from patron.customer.models import Customer
 from patron.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from patron.outbox.models import Message
 from patron.risk import selectors, services
 from patron.risk.models import Alert, Appeal, BlacklistEntry, CreditOverride, Restriction
 from patron.risk.services import RestrictionRequest
@@ -203,6 +204,13 @@ def test_overturning_an_appeal_lifts_the_restriction_at_once(
     assert not view.is_active and view.open_appeal_id is None
     with pytest.raises(Conflict, match="appeal is overturned"):
         services.appeal_decide(user=second, appeal_id=appeal.pk, outcome="uphold", reason="x")
+    told = Message.objects.get(key=f"appeal.decided:{appeal.pk}")
+    assert (told.customer_id, told.template, told.purpose) == (
+        customer.pk,
+        "appeal.decided",
+        "service",
+    )
+    assert "已撤销" in told.body and "退货为商品质量问题" in told.body
 
 
 def test_upholding_keeps_the_restriction(analyst: User, second: User, customer: Customer) -> None:
@@ -217,6 +225,8 @@ def test_upholding_keeps_the_restriction(analyst: User, second: User, customer: 
     services.appeal_decide(user=second, appeal_id=appeal.pk, outcome="uphold", reason="证据充分")
     restriction.refresh_from_db()
     assert restriction.lifted_at is None
+    told = Message.objects.get(key=f"appeal.decided:{appeal.pk}")
+    assert "维持原决定" in told.body and "证据充分" in told.body
 
 
 def test_an_appeal_against_a_blacklisting_is_kept_from_everyone_who_decided_it(
