@@ -478,6 +478,7 @@ def revoke_override(request: HttpRequest, override_id: int, body: ReasonIn) -> A
 class RuleOut(Schema):
     code: str
     name: str
+    name_zh: str
     measure: str
     measure_label: str
     window_days: int
@@ -499,6 +500,7 @@ def _rule_out(rule: RiskRule) -> dict[str, Any]:
     return {
         "code": rule.code,
         "name": rule.name,
+        "name_zh": rule.name_zh,
         "measure": rule.measure,
         "measure_label": measure.label_en if measure else rule.measure,
         "window_days": rule.window_days,
@@ -516,6 +518,7 @@ def _rule_out(rule: RiskRule) -> dict[str, Any]:
 
 class RuleIn(Schema):
     name: str | None = None
+    name_zh: str | None = None
     window_days: int | None = None
     threshold: float | None = None
     min_volume: int | None = None

@@ -31,6 +31,7 @@ MODEL_CODE = "model:isolation_forest"
 MODEL_CONTAMINATION = 0.005
 EDITABLE = (
     "name",
+    "name_zh",
     "window_days",
     "threshold",
     "min_volume",
@@ -51,6 +52,7 @@ def rules_seed() -> int:
         RiskRule(
             code=spec.code,
             name=spec.name,
+            name_zh=spec.name_zh,
             measure=spec.measure,
             window_days=spec.window_days,
             threshold=spec.threshold,
@@ -78,6 +80,7 @@ def rule_spec(rule: RiskRule) -> detection.RuleSpec:
         severity=rule.severity,
         action=rule.action,
         params=dict(rule.params or {}),
+        name_zh=rule.name_zh,
     )
 
 
@@ -94,6 +97,10 @@ def rule_validate(data: Mapping[str, Any], *, base: RiskRule) -> dict[str, Any]:
         if name == "name":
             if not isinstance(value, str) or not value.strip() or len(value) > 120:
                 raise ValidationFailed(f"{where}.name: 1 to 120 characters")
+            value = value.strip()
+        elif name == "name_zh":
+            if not isinstance(value, str) or len(value) > 120:
+                raise ValidationFailed(f"{where}.name_zh: at most 120 characters")
             value = value.strip()
         elif name == "window_days":
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 3650:

@@ -295,6 +295,7 @@ class RuleSpec:
     severity: str  # SEVERITIES
     action: str  # ACTIONS
     params: Mapping[str, float] = field(default_factory=dict)
+    name_zh: str = ""
 
 
 #: The out-of-the-box rules, set on the demo merchant (``bench/risk_detection.py``, 20,000
@@ -309,8 +310,28 @@ class RuleSpec:
 #: (four accounts on one phone, e-mail, address or device; three new accounts farming
 #: first-order coupons at one address within 90 days).
 DEFAULT_RULES: tuple[RuleSpec, ...] = (
-    RuleSpec("RET-RATE", "Frequent returns", "return_rate", 365, 0.6, 2, "medium", "order_review"),
-    RuleSpec("RET-QUICK", "Wardrobing", "quick_returns", 365, 2, 2, "medium", "order_review"),
+    RuleSpec(
+        "RET-RATE",
+        "Frequent returns",
+        "return_rate",
+        365,
+        0.6,
+        2,
+        "medium",
+        "order_review",
+        name_zh="频繁退货",
+    ),
+    RuleSpec(
+        "RET-QUICK",
+        "Wardrobing",
+        "quick_returns",
+        365,
+        2,
+        2,
+        "medium",
+        "order_review",
+        name_zh="收货后速退（穿后即退）",
+    ),
     RuleSpec(
         "CXL-SHIP",
         "Cancellations after shipment",
@@ -320,11 +341,40 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         2,
         "medium",
         "payment_method",
+        name_zh="发货后取消",
     ),
-    RuleSpec("CXL-RATE", "Frequent cancellations", "cancel_rate", 365, 0.5, 3, "low", "watch"),
-    RuleSpec("REV-BURST", "1-star review burst", "one_star_burst", 365, 3, 3, "high", "watch"),
     RuleSpec(
-        "REV-ABUSE", "Abusive or off-topic reviews", "abusive_reviews", 365, 2, 2, "high", "watch"
+        "CXL-RATE",
+        "Frequent cancellations",
+        "cancel_rate",
+        365,
+        0.5,
+        3,
+        "low",
+        "watch",
+        name_zh="频繁取消订单",
+    ),
+    RuleSpec(
+        "REV-BURST",
+        "1-star review burst",
+        "one_star_burst",
+        365,
+        3,
+        3,
+        "high",
+        "watch",
+        name_zh="一星差评集中出现",
+    ),
+    RuleSpec(
+        "REV-ABUSE",
+        "Abusive or off-topic reviews",
+        "abusive_reviews",
+        365,
+        2,
+        2,
+        "high",
+        "watch",
+        name_zh="辱骂或与商品无关的评价",
     ),
     RuleSpec(
         "REV-NORECEIPT",
@@ -335,6 +385,7 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         2,
         "medium",
         "watch",
+        name_zh="未收货即评价",
     ),
     RuleSpec(
         "REV-DEVIATE",
@@ -345,10 +396,29 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         3,
         "low",
         "watch",
+        name_zh="评分远低于其他买家",
     ),
-    RuleSpec("PAY-CB", "Chargebacks", "chargebacks", 365, 1, 1, "high", "payment_method"),
     RuleSpec(
-        "PAY-DEFAULT", "Pay-later defaults", "paylater_defaults", 365, 1, 1, "high", "credit_limit"
+        "PAY-CB",
+        "Chargebacks",
+        "chargebacks",
+        365,
+        1,
+        1,
+        "high",
+        "payment_method",
+        name_zh="拒付（银行退单）",
+    ),
+    RuleSpec(
+        "PAY-DEFAULT",
+        "Pay-later defaults",
+        "paylater_defaults",
+        365,
+        1,
+        1,
+        "high",
+        "credit_limit",
+        name_zh="先用后付逾期未还",
     ),
     RuleSpec(
         "PAY-COD",
@@ -359,6 +429,7 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         2,
         "medium",
         "payment_method",
+        name_zh="货到付款拒收",
     ),
     RuleSpec(
         "ID-SHARED",
@@ -369,9 +440,18 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         1,
         "medium",
         "order_review",
+        name_zh="多个账户共用同一身份信息",
     ),
     RuleSpec(
-        "CPN-ABUSE", "First-order coupon farming", "coupon_abuse", 90, 3, 3, "high", "coupon_ban"
+        "CPN-ABUSE",
+        "First-order coupon farming",
+        "coupon_abuse",
+        90,
+        3,
+        3,
+        "high",
+        "coupon_ban",
+        name_zh="新客券套利（薅羊毛）",
     ),
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import translation
 
 from patron.customer.models import Customer
 
@@ -63,12 +64,19 @@ class RiskPolicy(models.Model):
         return f"risk policy v{self.version}"
 
 
+def rule_display_name(name: str, name_zh: str) -> str:
+    """A rule's name in the active language (the English one when no Chinese name is set)."""
+    chinese = (translation.get_language() or "").startswith("zh")
+    return name_zh if chinese and name_zh else name
+
+
 class RiskRule(models.Model):
     """A detection rule, as analysts edit it: a measure (``patron.risk.detection.MEASURES``)
     over a window, a threshold, a minimum volume, and the action it suggests."""
 
     code = models.SlugField(max_length=60, unique=True)
-    name = models.CharField(max_length=120)
+    name = models.CharField(max_length=120, help_text="English name")
+    name_zh = models.CharField(max_length=120, blank=True, help_text="Chinese name")
     measure = models.CharField(max_length=40)
     window_days = models.PositiveIntegerField(default=180)
     threshold = models.FloatField()
@@ -88,6 +96,10 @@ class RiskRule(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def display_name(self) -> str:
+        """The name in the active language: Chinese when the page is, and a Chinese name is set."""
+        return rule_display_name(self.name, self.name_zh)
 
 
 class DetectionRun(models.Model):

@@ -284,7 +284,7 @@ def _alert_view(a: Alert) -> AlertView:
         customer_name=a.customer.name,
         source=a.source,
         rule_code=a.rule_code,
-        rule_name=a.rule.name if a.rule else translation.gettext(MODEL_RULE_NAME),
+        rule_name=a.rule.display_name() if a.rule else translation.gettext(MODEL_RULE_NAME),
         rule_version=a.rule_version,
         severity=a.severity,
         value=a.value,

@@ -55,6 +55,7 @@ from patron.risk.models import (
     RiskRule,
     Severity,
     SuggestedAction,
+    rule_display_name,
 )
 from patron.web import charts
 from patron.web.templatetags.patron_web import choice
@@ -322,7 +323,10 @@ def _rule_measures() -> dict[str, RuleInfo]:
 
     chinese = _is_chinese()
     result = {}
-    for code, name, key in RiskRule.objects.values_list("code", "name", "measure"):
+    for code, english, name_zh, key in RiskRule.objects.values_list(
+        "code", "name", "name_zh", "measure"
+    ):
+        name = rule_display_name(english, name_zh)
         measure = MEASURES.get(key)
         if measure is None:
             result[code] = RuleInfo(name, "count", key)
@@ -451,7 +455,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         context["statuses"] = [(s, _label(Alert.Status, s)) for s in Alert.Status.values]
         context["severities"] = [(s, _label(Severity, s)) for s in SEVERITIES]
         context["rule_codes"] = [
-            *RiskRule.objects.order_by("code").values_list("code", "name"),
+            *((rule.code, rule.display_name()) for rule in RiskRule.objects.order_by("code")),
             (detect.MODEL_CODE, _("Unusual customer (isolation forest)")),
         ]
         context["sources"] = [(s, _label(Alert.Source, s)) for s in Alert.Source.values]
@@ -892,6 +896,7 @@ def _rule_row(rule: RiskRule, measures: dict[str, RuleInfo]) -> RuleRow:
         threshold_text=_measure_value(rule.threshold, unit),
         edit={
             "name": rule.name,
+            "name_zh": rule.name_zh,
             "window_days": str(rule.window_days),
             "threshold": f"{rule.threshold:g}",
             "min_volume": str(rule.min_volume),
@@ -918,7 +923,7 @@ def rules_table(*, user: Any) -> list[RuleRow]:
 
 def _rule_changes(data: QueryDict, code: str) -> dict[str, Any]:
     where = f"rule {code}"
-    return {
+    changes = {
         "name": data.get("name", "").strip(),
         "window_days": _whole(data.get("window_days", ""), f"{where}.window_days"),
         "threshold": _number(data.get("threshold", ""), f"{where}.threshold"),
@@ -928,6 +933,9 @@ def _rule_changes(data: QueryDict, code: str) -> dict[str, Any]:
         "is_enabled": data.get("is_enabled") == "on",
         "params": _json_object(data.get("params", "") or "{}", f"{where}.params"),
     }
+    if "name_zh" in data:  # a form without the field leaves the Chinese name as it is
+        changes["name_zh"] = data["name_zh"].strip()
+    return changes
 
 
 def _backtest_changes(data: QueryDict, code: str) -> tuple[dict[str, Any], int]:
@@ -941,7 +949,8 @@ def _backtest_changes(data: QueryDict, code: str) -> tuple[dict[str, Any], int]:
 
 
 def _invalid_rule_field(message: str) -> set[str]:
-    for name in ("window_days", "threshold", "min_volume", "name", "params", "severity", "action"):
+    fields = ("window_days", "threshold", "min_volume", "name_zh", "name", "params", "severity")
+    for name in (*fields, "action"):
         if f".{name}" in message.split(":")[0]:
             return {name}
     if message.startswith("backtest.days"):

@@ -223,6 +223,11 @@ def test_rules_are_listed_and_edited_by_analysts_only(analyst: Client) -> None:
         "/api/risk/rules/PAY-CB", {"threshold": 2}, content_type="application/json"
     )
     assert edited.status_code == 200 and edited.json()["version"] == 2
+    named = analyst.patch(
+        "/api/risk/rules/PAY-CB", {"name_zh": "拒付"}, content_type="application/json"
+    )
+    assert named.status_code == 200, named.content
+    assert (named.json()["name"], named.json()["name_zh"]) == ("Chargebacks", "拒付")
     auditor = _client(make_user(Role.AUDITOR))
     assert auditor.get("/api/risk/rules").status_code == 200
     refused = auditor.patch(

@@ -4,6 +4,7 @@ ever restricts or blacklists anyone by itself."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -48,6 +49,16 @@ def test_the_default_rules_are_seeded_once() -> None:
     assert detect.rules_seed() == len(DEFAULT_RULES)
     assert detect.rules_seed() == 0
     assert RiskRule.objects.count() == len(DEFAULT_RULES)
+    assert dict(RiskRule.objects.values_list("code", "name_zh")) == {
+        rule.code: rule.name_zh for rule in DEFAULT_RULES
+    }
+    assert all(rule.name_zh for rule in DEFAULT_RULES)
+
+
+def test_the_migration_names_in_chinese_the_rules_we_ship() -> None:
+    # The migration keeps its own copy (migrations must not import code that changes later).
+    migration = importlib.import_module("patron.risk.migrations.0002_rule_name_zh")
+    assert {rule.code: rule.name_zh for rule in DEFAULT_RULES} == migration.NAMES_ZH
 
 
 def test_a_rule_hit_raises_one_alert_with_its_evidence_and_a_rerun_refreshes_it(

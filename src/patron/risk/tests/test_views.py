@@ -698,10 +698,17 @@ def test_editing_a_rule(analyst: User, db: None) -> None:
     saved = client.post("/risk/rules/", form)
     invalid = client.post("/risk/rules/", {**form, "threshold": "much"})
 
+    renamed = client.post("/risk/rules/", {**form, "name_zh": " 退货过多 "})
+    too_long = client.post("/risk/rules/", {**form, "name_zh": "退" * 121})
+
     # then
-    assert saved.status_code == 302
+    assert saved.status_code == 302 and renamed.status_code == 302
     rule = RiskRule.objects.get(code="RET-RATE")
-    assert (rule.window_days, rule.threshold, rule.severity, rule.version) == (90, 0.4, "high", 2)
+    assert (rule.window_days, rule.threshold, rule.severity, rule.version) == (90, 0.4, "high", 3)
+    assert (rule.name, rule.name_zh) == ("Frequent returns", "退货过多")
+    assert too_long.status_code == 422
+    assert "rule RET-RATE.name_zh: at most 120 characters" in too_long.content.decode()
+    assert re.search(r'id="id_name_zh_RET-RATE"[^>]*is-invalid', too_long.content.decode())
     assert invalid.status_code == 422
     html = invalid.content.decode()
     assert "rule RET-RATE.threshold: expected a number, got &#x27;much&#x27;" in html
@@ -795,17 +802,38 @@ def test_saving_the_risk_policy(analyst: User, db: None) -> None:
 
 def test_the_queue_in_chinese(customer: Customer, analyst: User) -> None:
     # given
-    _alert(customer)
+    detect.rules_seed()
+    alert = _alert(customer)
     client = Client(headers={"accept-language": "zh-hans"})
     client.force_login(analyst)
 
     # when
     text = text_of(client.get("/risk/").content.decode())
+    detail = text_of(client.get(f"/risk/alerts/{alert.pk}/").content.decode())
+    rules = text_of(client.get("/risk/rules/").content.decode())
 
     # then
     assert "风险预警" in text
     assert "退换货率" in text
     assert "订单人工审核" in text
+    assert "频繁退货" in text and "Frequent returns" not in text
+    assert "频繁退货" in detail
+    assert "频繁退货" in rules and "多个账户共用同一身份信息" in rules
+
+
+def test_a_rule_without_a_chinese_name_shows_its_english_one(
+    customer: Customer, analyst: User
+) -> None:
+    # given
+    detect.rules_seed()
+    RiskRule.objects.filter(code="RET-RATE").update(name_zh="")
+    _alert(customer)
+    client = Client(headers={"accept-language": "zh-hans"})
+    client.force_login(analyst)
+    # when
+    text = text_of(client.get("/risk/").content.decode())
+    # then
+    assert "Frequent returns" in text
 
 
 def test_an_agent_contests_the_score_set_terms_and_an_analyst_grants_terms(
