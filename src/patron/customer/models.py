@@ -118,6 +118,25 @@ class Address(models.Model):
         return f"{self.province}{self.city}{self.district}"
 
 
+class CustomerDevice(models.Model):
+    """A device a customer was seen on, as a keyed hash (``crypto.lookup_hash(kind="device")``)
+    of the device id a shop's events carry: the raw id is never stored. Risk detection counts the
+    other accounts seen on the same device (rule ID-SHARED)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="devices")
+    device_hash = models.CharField(max_length=64, db_index=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "device_hash"], name="one_row_per_device")
+        ]
+
+    def __str__(self) -> str:
+        return f"device {self.device_hash[:8]}… of customer {self.customer_id}"
+
+
 class Tag(models.Model):
     name = models.CharField(max_length=60, unique=True)
     description = models.CharField(max_length=200, blank=True)

@@ -234,6 +234,7 @@ KINDS: dict[str, KindSpec] = {
                 F("category_external_id", max_length=100),
                 F("query", max_length=200),
                 F("session_id", max_length=100),
+                F("device_id", max_length=200),
             ),
         ),
     ]

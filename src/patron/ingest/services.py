@@ -32,7 +32,7 @@ from patron.ingest.models import ImportBatch
 from patron.ingest.readers import read_header
 from patron.ingest.schemas import KINDS, LOAD_ORDER
 from patron.ingest.signals import batch_committed
-from patron.ingest.writers import addresses_sync, id_map, write_table
+from patron.ingest.writers import addresses_sync, devices_sync, id_map, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -366,6 +366,7 @@ def _write_events(
     ]
     if errors:
         table = table.filter(pa.array([ext in known for ext in customers]))
+    devices_sync(table, customer_ids=known)
     events = lake.stage_events(settings.LAKE_DIR, table, source=source, batch_id=batch_id)
     staged.append(events)
     return errors, events.inserted, events.unchanged

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -29,7 +30,7 @@ from patron.commerce.models import (
     Review,
     Shipment,
 )
-from patron.customer.models import Address, Consent, Customer
+from patron.customer.models import Address, Consent, Customer, CustomerDevice
 from patron.ingest.bulk import bulk_insert
 from patron.ingest.columns import ParsedTable, RowError, scalar_of
 from patron.privacy import crypto
@@ -575,6 +576,55 @@ def addresses_sync(customers: pa.Table, *, source: str, skip: set[str]) -> None:
     Address.objects.bulk_create(to_create, batch_size=2000)
     if to_update:
         Address.objects.bulk_update(to_update, list(ADDRESS_FIELDS), batch_size=1000)
+
+
+def devices_sync(events: pa.Table, *, customer_ids: dict[str, int]) -> int:
+    """Record the devices imported events were seen on (``device_id``), as keyed hashes, with the
+    first and last time each customer was seen on each; returns how many devices were new.
+
+    Re-importing the same events changes nothing: the seen times only ever widen."""
+    if "device_id" not in events.column_names:
+        return 0
+    seen: dict[tuple[int, str], tuple[datetime, datetime]] = {}
+    for external_id, device, at in zip(
+        events.column("customer_external_id").to_pylist(),
+        events.column("device_id").to_pylist(),
+        events.column("occurred_at").to_pylist(),
+        strict=True,
+    ):
+        if not device or external_id not in customer_ids:
+            continue
+        key = (customer_ids[external_id], crypto.lookup_hash(device, kind="device"))
+        first, last = seen.get(key, (at, at))
+        seen[key] = (min(first, at), max(last, at))
+    if not seen:
+        return 0
+    stored = {
+        (row.customer_id, row.device_hash): row
+        for row in CustomerDevice.objects.filter(
+            customer_id__in={customer for customer, _ in seen},
+            device_hash__in={device for _, device in seen},
+        )
+    }
+    fresh, widened = [], []
+    for (customer_id, device_hash), (first, last) in seen.items():
+        row = stored.get((customer_id, device_hash))
+        if row is None:
+            fresh.append(
+                CustomerDevice(
+                    customer_id=customer_id,
+                    device_hash=device_hash,
+                    first_seen_at=first,
+                    last_seen_at=last,
+                )
+            )
+        elif first < row.first_seen_at or last > row.last_seen_at:
+            row.first_seen_at = min(first, row.first_seen_at)
+            row.last_seen_at = max(last, row.last_seen_at)
+            widened.append(row)
+    CustomerDevice.objects.bulk_create(fresh, batch_size=2000)
+    CustomerDevice.objects.bulk_update(widened, ["first_seen_at", "last_seen_at"], batch_size=1000)
+    return len(fresh)
 
 
 ADDRESS_FIELDS = ("province", "city", "district", "detail", "detail_hash", "postal_code")

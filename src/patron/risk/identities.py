@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from patron.customer.models import Address, Customer
+from patron.customer.models import Address, Customer, CustomerDevice
 from patron.risk.detection import IDENTITY_SCHEMA
 
 
 def load_identities() -> pa.Table:
-    """Every customer's phone, e-mail and address hashes as ``IDENTITY_SCHEMA`` rows
+    """Every customer's phone, e-mail, address and device hashes as ``IDENTITY_SCHEMA`` rows
     (``customer_id``, ``kind``, ``value_hash``); empty hashes are left out. One query per kind.
     """
     customer_ids: list[int] = []
@@ -26,6 +26,7 @@ def load_identities() -> pa.Table:
             "address",
             Address.objects.exclude(detail_hash="").values_list("customer_id", "detail_hash"),
         ),
+        ("device", CustomerDevice.objects.values_list("customer_id", "device_hash")),
     )
     for kind, rows in queries:
         for customer_id, value_hash in rows.iterator(chunk_size=10_000):

@@ -934,7 +934,7 @@ def _rule_changes(data: QueryDict, code: str) -> dict[str, Any]:
         "params": _json_object(data.get("params", "") or "{}", f"{where}.params"),
     }
     if "name_zh" in data:  # a form without the field leaves the Chinese name as it is
-        changes["name_zh"] = data["name_zh"].strip()
+        changes["name_zh"] = data.get("name_zh", "").strip()
     return changes
 
 
