@@ -3,37 +3,22 @@ targets; and the API over them."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 from typing import Any
 
 import pytest
 from django.test import Client
 
 from patron.account.roles import Role
-from patron.conftest import at, make_customer, make_order, make_user
+from patron.conftest import make_user
 from patron.errors import PermissionDenied, ValidationFailed
 from patron.insight import metrics, services
 from patron.insight.models import FillState, MetricValue, Target
 
+from .conftest import TODAY
+
 # transaction=True: on PostgreSQL the sources are read through ADBC, its own connection
 pytestmark = pytest.mark.django_db(transaction=True)
-
-TODAY = date(2026, 5, 15)  # four complete months of data (January to April) and May running
-
-
-@pytest.fixture
-def shop(lake: Path) -> None:
-    for i in range(6):
-        customer = make_customer(registered_at=at("2026-01-02 09:00"))
-        for month in range(1, 6 if i % 2 else 3):
-            make_order(
-                customer,
-                external_id=f"O{i}-{month}",
-                placed_at=at(f"2026-{month:02d}-1{i} 10:00"),
-                total=str(100 + 10 * i),
-                delivered_at=at(f"2026-{month:02d}-1{i} 10:00") + timedelta(days=2),
-            )
 
 
 def _values(key: str) -> dict[date, float | None]:
