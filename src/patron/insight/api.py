@@ -18,7 +18,7 @@ from patron.account.roles import CHANGE_TARGETS
 from patron.account.services import require_permission
 from patron.apitext import TEXT, DateText
 from patron.customer.api import ErrorOut
-from patron.insight import metrics, selectors, services
+from patron.insight import metrics, rules, selectors, services
 
 router = Router(tags=["insights"])
 
@@ -84,9 +84,9 @@ class PeriodParams(Schema):
 def _period(params: PeriodParams) -> tuple[date, date]:
     first, last = selectors.default_period()
     if params.start:
-        first = selectors.parse_month(params.start, "start")
+        first = rules.month_parse(params.start, "start")
     if params.end:
-        last = selectors.parse_month(params.end, "end")
+        last = rules.month_parse(params.end, "end")
     return first, last
 
 
@@ -122,7 +122,7 @@ class DrillParams(Schema):
     summary="The customers behind a metric's value in one month (drill-down)",
 )
 def drill(request: HttpRequest, key: str, params: Query[DrillParams]) -> dict[str, Any]:
-    month = selectors.parse_month(params.month, "month")
+    month = rules.month_parse(params.month, "month")
     return selectors.drill_down(user=request.user, key=key, month=month)
 
 

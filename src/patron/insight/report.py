@@ -15,7 +15,6 @@ kept whole as ``Snapshot(kind="report:YYYY-MM")``: exports and pages read it, ne
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -53,7 +52,6 @@ NO_SEGMENT_LABELS = ("未购买", "No purchase yet")
 #: Version of the stored layout: pages and exports read reports of this version.
 LAYOUT_VERSION = 1
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _CENT = Decimal("0.01")
 _MONEY = pa.decimal128(38, 2)
 _SEGMENTS = [(code, zh, en) for code, zh, en in CLASSES.values()]
@@ -61,17 +59,6 @@ _GRADE_LEVEL = {grade: level for level, grade in enumerate(reversed(GRADES))}
 
 
 # ---------------------------------------------------------------------- months
-
-
-def report_month_parse(text: str, name: str = "month") -> date:
-    """``YYYY-MM`` as the month's first day; anything else is refused, naming the value."""
-    found = _MONTH.match(text.strip())
-    try:
-        if found:
-            return date(int(found.group(1)), int(found.group(2)), 1)
-    except ValueError:
-        pass
-    raise ValidationFailed(f"{name}: expected a month as YYYY-MM, got {text!r}")
 
 
 def next_month(month: date) -> date:

@@ -16,7 +16,7 @@ from ninja import Path, Query, Router, Schema
 from pydantic import Field
 
 from patron.customer.api import ErrorOut
-from patron.insight import report, report_export
+from patron.insight import report, report_export, rules
 
 router = Router(tags=["insights"])
 
@@ -141,7 +141,7 @@ def list_reports(request: HttpRequest) -> list[report.ReportInfo]:
     summary="Generate (or regenerate) the value report of a month (YYYY-MM)",
 )
 def generate_report(request: HttpRequest, month: str = MONTH_PATH) -> tuple[int, dict[str, Any]]:
-    first = report.report_month_parse(month)
+    first = rules.month_parse(month)
     report.report_generate(first, user=request.user)
     return 201, report.report_get(first, user=request.user)
 
@@ -152,7 +152,7 @@ def generate_report(request: HttpRequest, month: str = MONTH_PATH) -> tuple[int,
     summary="The stored value report of a month (YYYY-MM)",
 )
 def get_report(request: HttpRequest, month: str = MONTH_PATH) -> dict[str, Any]:
-    return report.report_get(report.report_month_parse(month), user=request.user)
+    return report.report_get(rules.month_parse(month), user=request.user)
 
 
 class DownloadParams(Schema):
@@ -183,7 +183,7 @@ class DownloadParams(Schema):
 def download_report(
     request: HttpRequest, params: Query[DownloadParams], month: str = MONTH_PATH
 ) -> HttpResponse:
-    data = report.report_get(report.report_month_parse(month), user=request.user)
+    data = report.report_get(rules.month_parse(month), user=request.user)
     file = report_export.report_export(data, file_format=params.format, section=params.section)
     response = HttpResponse(file.content, content_type=file.content_type)
     response["Content-Disposition"] = content_disposition_header(True, file.filename)

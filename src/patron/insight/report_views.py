@@ -25,7 +25,7 @@ from django.views.decorators.http import require_http_methods
 from patron.account.roles import CHANGE_TARGETS
 from patron.account.services import require_permission
 from patron.errors import NotFound, ValidationFailed
-from patron.insight import report, report_export
+from patron.insight import report, report_export, rules
 from patron.web import charts
 from patron.web.templatetags.patron_web import money
 from patron.web.views import patron_page
@@ -122,7 +122,7 @@ def report_list(request: HttpRequest) -> HttpResponse:
     require_permission(request.user, CHANGE_TARGETS)
     text = request.POST.get("month", "")
     try:
-        month = report.report_month_parse(text)
+        month = rules.month_parse(text)
         report.report_generate(month, user=request.user)
     except ValidationFailed as error:
         context = {**_list_context(request), "error": error.message, "month_value": text}
@@ -135,7 +135,7 @@ def report_list(request: HttpRequest) -> HttpResponse:
 
 @patron_page
 def report_detail(request: HttpRequest, month: str) -> HttpResponse:
-    data = report.report_get(report.report_month_parse(month), user=request.user)
+    data = report.report_get(rules.month_parse(month), user=request.user)
     context = {
         "report": data,
         "month": data["month"],
@@ -154,7 +154,7 @@ def report_detail(request: HttpRequest, month: str) -> HttpResponse:
 @patron_page
 def report_download(request: HttpRequest, month: str, fmt: str) -> HttpResponse:
     """``download.csv?section=…`` (one section) or ``download.xlsx`` (every section)."""
-    data = report.report_get(report.report_month_parse(month), user=request.user)
+    data = report.report_get(rules.month_parse(month), user=request.user)
     if fmt not in report_export.FORMATS:
         raise NotFound(
             f"no download format {fmt!r}; choose one of {', '.join(report_export.FORMATS)}"

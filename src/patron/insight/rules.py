@@ -13,8 +13,11 @@ goal covered so far; it is compared with the share of the time elapsed:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
+
+from patron.errors import ValidationFailed
 
 #: How far behind the straight line from baseline to goal a target may be and still be on track.
 SLACK = 0.10
@@ -108,3 +111,15 @@ def add_months(day: date, months: int) -> date:
         except ValueError:
             continue
     raise AssertionError("unreachable")
+
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def month_parse(text: str, name: str = "month") -> date:
+    """``YYYY-MM`` as the month's first day; anything else is refused, naming the field and the
+    value. The one month reader of the insight pages, API and reports."""
+    found = _MONTH.match(text.strip()) if isinstance(text, str) else None
+    if found is None or int(found.group(1)) < 1:
+        raise ValidationFailed(f"{name}: expected a month as YYYY-MM, got {text!r}")
+    return date(int(found.group(1)), int(found.group(2)), 1)

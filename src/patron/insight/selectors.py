@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from django.db.models import Q, QuerySet
 from django.utils import timezone, translation
 
 from patron.account.roles import VIEW_INSIGHTS
@@ -35,14 +36,6 @@ SUM = frozenset({"new_customers", "returning_customers"})
 #: count a customer once per month, so a period shows the mean of its months instead.
 MEAN = frozenset({"purchase_frequency"})
 MAX_MONTHS = 60
-
-
-def parse_month(text: str, name: str) -> date:
-    try:
-        year, month = (int(part) for part in text.split("-")[:2])
-        return date(year, month, 1)
-    except (ValueError, TypeError):
-        raise ValidationFailed(f"{name}: expected a month as YYYY-MM, got {text!r}") from None
 
 
 def label(metric: metrics.Metric) -> str:
@@ -294,6 +287,53 @@ def drill_down(*, user: Any, key: str, month: date, limit: int = 500) -> dict[st
     return {
         "metric": key,
         "month": month,
+        "count": len(ids),
+        "customers": [{"id": pk, "name": names.get(pk, "")} for pk in shown],
+    }
+
+
+def _held_on(day: date, grade: str) -> QuerySet[Any]:
+    from patron.scoring.models import GradeHistory
+
+    return GradeHistory.objects.filter(grade=grade, valid_from__lte=day).filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gt=day)
+    )
+
+
+def grade_movers(*, user: Any, key: str, moved_from: str, limit: int) -> dict[str, Any]:
+    """The customers behind a cell of the grade-movement matrix: graded ``moved_from`` on the
+    snapshot's ``before`` day and ``key``'s grade (``grade_<grade>``) on its ``after`` day, as
+    ``metrics.grade_movement`` counts them (a well-kept history has no overlapping rows). ``was``
+    and ``now`` are the two grades' codes; at most ``limit`` customers are listed."""
+    require_permission(user, VIEW_INSIGHTS)
+    grade = key.removeprefix("grade_")
+    if not key.startswith("grade_") or grade not in metrics.GRADES:
+        raise ValidationFailed(
+            f"moved_from: only for a grade count (grade_core, grade_potential, grade_ordinary), "
+            f"not {key}"
+        )
+    if moved_from not in metrics.GRADES:
+        raise ValidationFailed(
+            f"moved_from: one of {', '.join(metrics.GRADES)}, got {moved_from!r}"
+        )
+    found = snapshot(user=user, kind="grade_movement")
+    before, after = date.fromisoformat(found["before"]), date.fromisoformat(found["after"])
+    ids = list(
+        _held_on(after, grade)
+        .filter(customer_id__in=_held_on(before, moved_from).values("customer_id"))
+        .order_by("customer_id")
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
+    from patron.customer.models import Customer
+
+    shown = ids[:limit]
+    names = dict(Customer.objects.filter(pk__in=shown).values_list("pk", "name"))
+    return {
+        "before": before,
+        "after": after,
+        "was": moved_from,
+        "now": grade,
         "count": len(ids),
         "customers": [{"id": pk, "name": names.get(pk, "")} for pk in shown],
     }

@@ -5,9 +5,6 @@ Each view parses the request, calls the insight selectors or services and render
 formatted here by each metric's unit (ratios as %, money in ¥, minutes), and the charts are
 ECharts options built here (``patron.web.charts``) whose points link to the drill-down
 (``charts.with_drill``): a month of a metric opens ``/insights/metrics/<key>/?month=YYYY-MM``.
-
-``grade_movers`` is the one read the insight selectors lack (the customers behind a cell of
-the grade-movement matrix); it lives here until ``patron.insight.selectors`` has it.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from datetime import date
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -28,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
-from patron.account.roles import CHANGE_TARGETS, VIEW_CUSTOMERS, VIEW_INSIGHTS
+from patron.account.roles import CHANGE_TARGETS, VIEW_CUSTOMERS
 from patron.account.services import require_permission
 from patron.errors import Conflict, NotFound, ValidationFailed
 from patron.insight import metrics, rules, selectors, services
@@ -153,9 +149,9 @@ def _period(data: QueryDict) -> Period:
     first, last = selectors.default_period()
     start, end = data.get("start", "").strip(), data.get("end", "").strip()
     if start:
-        first = selectors.parse_month(start, "start")
+        first = rules.month_parse(start, "start")
     if end:
-        last = selectors.parse_month(end, "end")
+        last = rules.month_parse(end, "end")
     return Period(first, last)
 
 
@@ -543,54 +539,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------------- one metric
 
 
-def _held_on(day: date, grade: str) -> QuerySet[Any]:
-    from patron.scoring.models import GradeHistory
-
-    return GradeHistory.objects.filter(grade=grade, valid_from__lte=day).filter(
-        Q(valid_to__isnull=True) | Q(valid_to__gt=day)
-    )
-
-
-def grade_movers(
-    *, user: Any, key: str, moved_from: str, limit: int = DRILL_LIMIT
-) -> dict[str, Any]:
-    """The customers behind a cell of the grade-movement matrix: graded ``moved_from`` on the
-    snapshot's ``before`` day and ``key``'s grade (``grade_<grade>``) on its ``after`` day, as
-    ``metrics.grade_movement`` counts them (a well-kept history has no overlapping rows)."""
-    require_permission(user, VIEW_INSIGHTS)
-    grade = key.removeprefix("grade_")
-    if not key.startswith("grade_") or grade not in metrics.GRADES:
-        raise ValidationFailed(
-            f"moved_from: only for a grade count (grade_core, grade_potential, grade_ordinary), "
-            f"not {key}"
-        )
-    if moved_from not in metrics.GRADES:
-        raise ValidationFailed(
-            f"moved_from: one of {', '.join(metrics.GRADES)}, got {moved_from!r}"
-        )
-    found = selectors.snapshot(user=user, kind="grade_movement")
-    before, after = date.fromisoformat(found["before"]), date.fromisoformat(found["after"])
-    ids = list(
-        _held_on(after, grade)
-        .filter(customer_id__in=_held_on(before, moved_from).values("customer_id"))
-        .order_by("customer_id")
-        .values_list("customer_id", flat=True)
-        .distinct()
-    )
-    from patron.customer.models import Customer
-
-    shown = ids[:limit]
-    names = dict(Customer.objects.filter(pk__in=shown).values_list("pk", "name"))
-    return {
-        "before": before,
-        "after": after,
-        "was": _grade_label(moved_from),
-        "now": _grade_label(grade),
-        "count": len(ids),
-        "customers": [{"id": pk, "name": names.get(pk, "")} for pk in shown],
-    }
-
-
 @dataclass(frozen=True)
 class MonthRow:
     month: str
@@ -645,12 +593,15 @@ def metric_detail(request: HttpRequest, key: str) -> HttpResponse:
         drill = selectors.drill_down(
             user=request.user,
             key=key,
-            month=selectors.parse_month(month, "month"),
+            month=rules.month_parse(month, "month"),
             limit=DRILL_LIMIT,
         )
         month = _month_text(drill["month"])
     elif moved_from:
-        movers = grade_movers(user=request.user, key=key, moved_from=moved_from)
+        movers = selectors.grade_movers(
+            user=request.user, key=key, moved_from=moved_from, limit=DRILL_LIMIT
+        )
+        movers["was"], movers["now"] = _grade_label(movers["was"]), _grade_label(movers["now"])
     context = {
         "series": series,
         "label": _title(series.label),

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from patron.errors import ValidationFailed
+from patron.insight import rules
 from patron.insight.rules import SEED_TARGETS, TargetSpec, add_months, target_progress
 
 START, DEADLINE = date(2026, 1, 1), date(2027, 1, 1)
@@ -90,3 +92,16 @@ def test_a_goal_already_met_at_the_start_is_kept_or_slipped_not_progressed() -> 
     slipped = target_progress(spec, 0.80, date(2026, 7, 2))
     assert (kept.status, kept.progress) == ("achieved", 1.0)
     assert (slipped.status, slipped.progress) == ("at_risk", 0.0)
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-13", "2026-1", "2026-10-01", "october", "", "2026-00", "0000-01", " 2026-1 "]
+)
+def test_a_month_must_be_written_yyyy_mm(text: str) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        rules.month_parse(text)
+    assert raised.value.message == f"month: expected a month as YYYY-MM, got {text!r}"
+
+
+def test_a_month_is_read_as_its_first_day() -> None:
+    assert rules.month_parse(" 2026-02 ", "start") == date(2026, 2, 1)
