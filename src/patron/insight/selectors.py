@@ -59,11 +59,15 @@ class Point:
     is_final: bool
 
 
-def _points(key: str, first: date, last: date) -> list[Point]:
-    rows = MetricValue.objects.filter(metric=key, period__gte=first, period__lte=last).order_by(
-        "period"
-    )
-    return [Point(r.period, r.value, r.numerator, r.denominator, r.is_final) for r in rows]
+def _points_of(keys: list[str], first: date, last: date) -> dict[str, list[Point]]:
+    """Each metric's months from ``first`` to ``last``, in one query."""
+    found: dict[str, list[Point]] = {key: [] for key in keys}
+    rows = MetricValue.objects.filter(
+        metric__in=keys, period__gte=first, period__lte=last
+    ).order_by("metric", "period")
+    for r in rows:
+        found[r.metric].append(Point(r.period, r.value, r.numerator, r.denominator, r.is_final))
+    return found
 
 
 def combine(key: str, points: list[Point]) -> float | None:
@@ -111,8 +115,17 @@ def default_period(today: date | None = None) -> tuple[date, date]:
 
 
 def metric_series(*, user: Any, key: str, first: date, last: date) -> MetricSeries:
+    return metric_series_many(user=user, keys=[key], first=first, last=last)[key]
+
+
+def metric_series_many(
+    *, user: Any, keys: list[str], first: date, last: date
+) -> dict[str, MetricSeries]:
+    """Each metric's months from ``first`` to ``last`` and the as long period before, with
+    one figure for each period and the change between them; two queries for any number of
+    metrics."""
     require_permission(user, VIEW_INSIGHTS)
-    metric = _metric(key)
+    chosen = {key: _metric(key) for key in keys}
     if last < first:
         raise ValidationFailed(
             f"period: the end ({last:%Y-%m}) is before the start ({first:%Y-%m})"
@@ -120,24 +133,28 @@ def metric_series(*, user: Any, key: str, first: date, last: date) -> MetricSeri
     span = (last.year - first.year) * 12 + last.month - first.month + 1
     if span > MAX_MONTHS:
         raise ValidationFailed(f"period: at most {MAX_MONTHS} months, got {span}")
-    points = _points(key, first, last)
-    before = _points(key, rules.add_months(first, -span), rules.add_months(first, -1))
-    value, previous = combine(key, points), combine(key, before)
-    change = (value - previous) / abs(previous) if value is not None and previous else None
-    return MetricSeries(
-        key=key,
-        label=label(metric),
-        unit=metric.unit,
-        direction=metric.direction,
-        definition=metric.definition,
-        first=first,
-        last=last,
-        points=points,
-        previous=before,
-        value=value,
-        previous_value=previous,
-        change=change,
-    )
+    now = _points_of(keys, first, last)
+    earlier = _points_of(keys, rules.add_months(first, -span), rules.add_months(first, -1))
+    result = {}
+    for key, metric in chosen.items():
+        points, before = now[key], earlier[key]
+        value, previous = combine(key, points), combine(key, before)
+        change = (value - previous) / abs(previous) if value is not None and previous else None
+        result[key] = MetricSeries(
+            key=key,
+            label=label(metric),
+            unit=metric.unit,
+            direction=metric.direction,
+            definition=metric.definition,
+            first=first,
+            last=last,
+            points=points,
+            previous=before,
+            value=value,
+            previous_value=previous,
+            change=change,
+        )
+    return result
 
 
 @dataclass(frozen=True)
@@ -206,9 +223,25 @@ class TargetView:
     status: str  # achieved, on_track, at_risk, missed, no_data
 
 
-def _target_view(target: Target, today: date) -> TargetView:
+def _latest_values(keys: set[str]) -> dict[str, tuple[date, float]]:
+    """Each metric's value in its last complete month (``services.latest_value`` for many)."""
+    latest: dict[str, tuple[date, float]] = {}
+    rows = (
+        MetricValue.objects.filter(metric__in=keys, is_final=True, value__isnull=False)
+        .order_by("metric", "period")
+        .values_list("metric", "period", "value")
+    )
+    for key, period, value in rows:
+        if value is not None:
+            latest[key] = (period, value)
+    return latest
+
+
+def _target_view(
+    target: Target, today: date, latest: dict[str, tuple[date, float]] | None = None
+) -> TargetView:
     metric = metrics.METRICS[target.metric]
-    row = latest_value(target.metric)
+    row = latest_value(target.metric) if latest is None else latest.get(target.metric)
     spec = rules.TargetSpec(
         direction=metric.direction,
         baseline=target.baseline,
@@ -246,7 +279,9 @@ def _target_view(target: Target, today: date) -> TargetView:
 def target_views(today: date | None = None) -> list[TargetView]:
     """Every target and where it stands (no permission check: the operator's CLI)."""
     day = today or timezone.localdate()
-    return [_target_view(t, day) for t in Target.objects.order_by("deadline", "id")]
+    targets = list(Target.objects.order_by("deadline", "id"))
+    latest = _latest_values({t.metric for t in targets})
+    return [_target_view(t, day, latest) for t in targets]
 
 
 def target_list(*, user: Any, today: date | None = None) -> list[TargetView]:

@@ -503,12 +503,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     }
     try:
         period = _period(request.GET)
-        series = {
-            info.key: selectors.metric_series(
-                user=request.user, key=info.key, first=period.first, last=period.last
-            )
-            for info in infos
-        }
+        series = selectors.metric_series_many(
+            user=request.user,
+            keys=[info.key for info in infos],
+            first=period.first,
+            last=period.last,
+        )
     except ValidationFailed as error:
         context["error"] = error.message
         return render(request, "insight/dashboard.html", context, status=error.status)

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from patron.account.models import User
@@ -711,3 +713,21 @@ def test_the_pages_read_in_chinese(shop: Shop) -> None:
 def test_the_docs_give_every_definition_word_for_word() -> None:
     docs = (Path(__file__).parents[4] / "docs" / "insights.md").read_text(encoding="utf-8")
     assert [key for key, metric in METRICS.items() if metric.definition not in docs] == []
+
+
+# Session, user, permissions (2) and groups; fill state, metric list, the series of every metric
+# (this period and the one before), targets and their latest values, two snapshots. It was 45
+# when each metric and each target read its own rows.
+DASHBOARD_QUERIES = 13
+
+
+def test_the_dashboard_reads_the_database_a_fixed_number_of_times(shop: Shop) -> None:
+    # given: the dashboard's queries do not grow with the metrics or the targets
+    client = client_for(make_user(OPERATIONS_MANAGER))
+    client.get(f"/insights/?{PERIOD}")
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/insights/?{PERIOD}")
+    # then
+    assert response.status_code == 200
+    assert len(queries) <= DASHBOARD_QUERIES, "\n".join(q["sql"][:120] for q in queries)
