@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from patron.apitext import TEXT, DateTimeText
+from patron.apitext import NO_NUL, TEXT, DateTimeText
 from patron.customer.api import ErrorOut
 from patron.risk import detect, selectors, services
 from patron.risk.models import DetectionRun, RiskRule
@@ -517,8 +517,8 @@ def _rule_out(rule: RiskRule) -> dict[str, Any]:
 
 
 class RuleIn(Schema):
-    name: str | None = None
-    name_zh: str | None = None
+    name: str | None = Field(None, max_length=120, pattern=TEXT)
+    name_zh: str | None = Field(None, max_length=120, pattern=NO_NUL)
     window_days: int | None = None
     threshold: float | None = None
     min_volume: int | None = None

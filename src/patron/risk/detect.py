@@ -84,6 +84,12 @@ def rule_spec(rule: RiskRule) -> detection.RuleSpec:
     )
 
 
+def _no_nul(value: str, where: str) -> str:
+    if "\x00" in value:
+        raise ValidationFailed(f"{where}: must not contain the NUL character")
+    return value
+
+
 def rule_validate(data: Mapping[str, Any], *, base: RiskRule) -> dict[str, Any]:
     """The changed fields of ``base`` as ``data`` asks, checked; errors name the rule and field."""
     unknown = sorted(set(data) - set(EDITABLE))
@@ -97,11 +103,11 @@ def rule_validate(data: Mapping[str, Any], *, base: RiskRule) -> dict[str, Any]:
         if name == "name":
             if not isinstance(value, str) or not value.strip() or len(value) > 120:
                 raise ValidationFailed(f"{where}.name: 1 to 120 characters")
-            value = value.strip()
+            value = _no_nul(value.strip(), f"{where}.name")
         elif name == "name_zh":
             if not isinstance(value, str) or len(value) > 120:
                 raise ValidationFailed(f"{where}.name_zh: at most 120 characters")
-            value = value.strip()
+            value = _no_nul(value.strip(), f"{where}.name_zh")
         elif name == "window_days":
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 3650:
                 raise ValidationFailed(f"{where}.window_days: a whole number of days, 1 to 3650")

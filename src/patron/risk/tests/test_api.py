@@ -228,6 +228,11 @@ def test_rules_are_listed_and_edited_by_analysts_only(analyst: Client) -> None:
     )
     assert named.status_code == 200, named.content
     assert (named.json()["name"], named.json()["name_zh"]) == ("Chargebacks", "拒付")
+    for field in ("name", "name_zh"):
+        nul = analyst.patch(
+            "/api/risk/rules/PAY-CB", {field: "拒\x00付"}, content_type="application/json"
+        )
+        assert nul.status_code == 422 and field in nul.content.decode(), nul.content
     auditor = _client(make_user(Role.AUDITOR))
     assert auditor.get("/api/risk/rules").status_code == 200
     refused = auditor.patch(

@@ -203,3 +203,10 @@ def test_the_anomaly_model_raises_model_alerts_marked_as_such(lake: Path) -> Non
     alert = model_alerts.get(customer=whale)
     assert alert.rule_code == detect.MODEL_CODE and alert.suggested_action == "watch"
     assert alert.reasons and {"feature", "value", "median"} <= set(alert.reasons[0])
+
+
+def test_a_rule_name_with_nul_is_refused_naming_the_field() -> None:
+    detect.rules_seed()
+    rule = RiskRule.objects.get(code="PAY-CB")
+    with pytest.raises(ValidationFailed, match=r"rule PAY-CB.name_zh: must not contain the NUL"):
+        detect.rule_validate({"name_zh": "拒\x00付"}, base=rule)
