@@ -98,6 +98,7 @@ BUSINESS_VALIDATED = {
     ("POST", "/api/certification/changes/{request_id}/documents"),
     # a new level's code is free and its fallback of the same kind with a lower rank
     ("POST", "/api/certification/levels"),
+    ("POST", "/api/service/tickets/{ticket_id}/assign"),  # 422: no active user has that id
 }
 
 

@@ -208,6 +208,7 @@ def _table(
     query[searches] = q_lo + (rng.random(searches.size) * (q_hi - q_lo)).astype(np.int64)
     session_keys = rng.integers(0, 2**62, size=int(session.max()) + 1 if session.size else 0)
     session_text = pa.array([f"{k:016x}" for k in session_keys.tolist()], type=pa.string())
+    device = _devices(session_keys, cust, session, len(customer_ids))
     return pa.table(
         {
             "customer_external_id": pa.array(customer_ids, type=pa.string()).take(pa.array(cust)),
@@ -217,8 +218,23 @@ def _table(
             "category_external_id": _take([c.external_id for c in CATEGORIES], cat),
             "query": _take(_QUERIES, query),
             "session_id": session_text.take(pa.array(session)),
+            "device_id": device,
         }
     )
+
+
+def _devices(session_keys: I64, cust: I64, session: I64, customers: int) -> pa.Array:
+    """A device per session: every customer has a phone, three in ten also a computer, used
+    for every other session. Drawn from a generator of its own (seeded by the session keys
+    already drawn), so the rest of the demo stays as it was before events carried devices."""
+    own = np.random.default_rng(
+        int(np.bitwise_xor.reduce(session_keys)) if session_keys.size else 0
+    )
+    keys = own.integers(0, 2**62, size=(customers, 2))
+    second = own.random(customers) < 0.3
+    which = np.where(second[cust] & (session % 2 == 1), 1, 0)
+    texts = pa.array([f"dev-{k:016x}" for k in keys.ravel().tolist()], type=pa.string())
+    return texts.take(pa.array(cust * 2 + which))
 
 
 def _take(values: list[str], idx: I64) -> pa.Array:

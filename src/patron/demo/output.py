@@ -153,6 +153,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "category_external_id",
         "query",
         "session_id",
+        "device_id",
     ),
 }
 KINDS: tuple[str, ...] = tuple(HEADERS)

@@ -585,26 +585,44 @@ def devices_sync(events: pa.Table, *, customer_ids: dict[str, int]) -> int:
     Re-importing the same events changes nothing: the seen times only ever widen."""
     if "device_id" not in events.column_names:
         return 0
+    devices = pc.utf8_trim_whitespace(events.column("device_id"))
+    has_device = pc.fill_null(pc.not_equal(devices, ""), False)
+    pairs = (
+        pa.table(
+            {
+                "customer": events.column("customer_external_id"),
+                "device": devices,
+                "at": events.column("occurred_at"),
+            }
+        )
+        .filter(has_device)
+        .group_by(["customer", "device"])
+        .aggregate([("at", "min"), ("at", "max")])
+    )
+    hashes = {
+        device: crypto.lookup_hash(device, kind="device")
+        for device in pc.unique(pairs.column("device")).to_pylist()
+    }
     seen: dict[tuple[int, str], tuple[datetime, datetime]] = {}
-    for external_id, device, at in zip(
-        events.column("customer_external_id").to_pylist(),
-        events.column("device_id").to_pylist(),
-        events.column("occurred_at").to_pylist(),
+    for external_id, device, first, last in zip(
+        pairs.column("customer").to_pylist(),
+        pairs.column("device").to_pylist(),
+        pairs.column("at_min").to_pylist(),
+        pairs.column("at_max").to_pylist(),
         strict=True,
     ):
-        if not device or external_id not in customer_ids:
+        if external_id not in customer_ids:
             continue
-        key = (customer_ids[external_id], crypto.lookup_hash(device, kind="device"))
-        first, last = seen.get(key, (at, at))
-        seen[key] = (min(first, at), max(last, at))
+        key = (customer_ids[external_id], hashes[device])
+        before = seen.get(key, (first, last))  # two spellings of one device: one hash
+        seen[key] = (min(before[0], first), max(before[1], last))
     if not seen:
         return 0
+    customers = sorted({customer for customer, _ in seen})
     stored = {
         (row.customer_id, row.device_hash): row
-        for row in CustomerDevice.objects.filter(
-            customer_id__in={customer for customer, _ in seen},
-            device_hash__in={device for _, device in seen},
-        )
+        for start in range(0, len(customers), 5000)  # SQLite's limit on query parameters
+        for row in CustomerDevice.objects.filter(customer_id__in=customers[start : start + 5000])
     }
     fresh, widened = [], []
     for (customer_id, device_hash), (first, last) in seen.items():

@@ -15,6 +15,7 @@ from django.utils.http import content_disposition_header
 from ninja import Path, Query, Router, Schema
 from pydantic import Field
 
+from patron.apitext import NO_NUL
 from patron.customer.api import ErrorOut
 from patron.insight import report, report_export, rules
 
@@ -160,7 +161,7 @@ class DownloadParams(Schema):
         "xlsx", description="csv (one section) or xlsx (every section)"
     )
     section: str | None = Field(
-        None, description=f"Required for csv: one of {', '.join(report.SECTIONS)}"
+        None, pattern=NO_NUL, description=f"Required for csv: one of {', '.join(report.SECTIONS)}"
     )
 
 

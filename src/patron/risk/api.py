@@ -191,7 +191,7 @@ class AlertParams(Schema):
         Field("live", description="live (open or watching), all, or one status")
     )
     severity: Literal["", "low", "medium", "high"] = ""
-    rule: str = Field("", max_length=60)
+    rule: str = Field("", max_length=60, pattern=NO_NUL)
     source: Literal["", "rule", "model"] = ""
     customer_id: int | None = None
     limit: int = Field(50, ge=1, le=200)

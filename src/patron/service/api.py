@@ -65,12 +65,14 @@ class TicketAction(StrEnum):
 
 
 class QueueParams(Schema):
-    status: str = Field("live", description="live (not solved or closed), all, or one status")
+    status: str = Field(
+        "live", pattern=NO_NUL, description="live (not solved or closed), all, or one status"
+    )
     channel: TicketChannel | None = None
     category: str = Field("", max_length=40, pattern=NO_NUL)
     priority: TicketPriority | None = None
-    grade: str = Field("", description="core, potential or ordinary")
-    assignee: str = Field("", description="me, none or a user id")
+    grade: str = Field("", pattern=NO_NUL, description="core, potential or ordinary")
+    assignee: str = Field("", pattern=NO_NUL, description="me, none or a user id")
     team: str = Field("", max_length=40, pattern=NO_NUL)
     q: str = Field("", max_length=200, pattern=NO_NUL)
     breached: bool = False

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 from pydantic import Field
 
 from patron.account.roles import POST_INBOUND
@@ -242,16 +242,22 @@ def chat_write(request: HttpRequest, token: str, payload: ServiceChatMessageIn) 
     }
 
 
+class ChatReadParams(Schema):
+    after: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="Only the messages after this message id"
+    )
+
+
 @router.get(
     "/chat/{token}/messages",
     auth=None,
     response={200: ServiceChatConversationOut, **PUBLIC_ERRORS},
     summary="Read a chat (no login): the conversation without internal notes, for polling",
 )
-def chat_read(request: HttpRequest, token: str, after: int | None = None) -> Any:
+def chat_read(request: HttpRequest, token: str, params: Query[ChatReadParams]) -> Any:
     throttle.rate_limit(request, "chat_poll")
     ticket_id = public.ticket_of_chat_token(token)
-    view = public.customer_ticket(ticket_id, after=after)
+    view = public.customer_ticket(ticket_id, after=params.after)
     return 200, {
         "ticket_id": view.id,
         "status": view.status,
