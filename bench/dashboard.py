@@ -22,6 +22,7 @@ Then:
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -139,6 +140,7 @@ def main() -> None:
     figures.update(browser_time(home, args.language, args.screenshot))
     for name, value in figures.items():
         print(f"{name:>18}: {value}")
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
