@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from django.utils.translation import gettext_noop
+
 from patron.errors import ValidationFailed
 
 #: How far behind the straight line from baseline to goal a target may be and still be on track.
@@ -88,16 +90,19 @@ class DefaultTarget:
 
 
 #: The seed documents' targets (R-J2), shipped as editable defaults. Changes are relative to
-#: the baseline ("complaint rate −20 %" is 0.8 × the baseline, not 20 points less).
+#: the baseline ("complaint rate −20 %" is 0.8 × the baseline, not 20 points less). Their names
+#: are stored in English and shown in the reader's language while a target is a default one.
 SEED_TARGETS: tuple[DefaultTarget, ...] = (
-    DefaultTarget("csat", "Satisfaction ≥ 85 % within 12 months", target_value=0.85),
-    DefaultTarget("complaint_rate", "Complaint rate −20 %", target_change=-0.20),
-    DefaultTarget("repurchase_rate", "Repurchase rate +15 %", target_change=0.15),
+    DefaultTarget("csat", gettext_noop("Satisfaction ≥ 85 % within 12 months"), target_value=0.85),
+    DefaultTarget("complaint_rate", gettext_noop("Complaint rate −20 %"), target_change=-0.20),
+    DefaultTarget("repurchase_rate", gettext_noop("Repurchase rate +15 %"), target_change=0.15),
     DefaultTarget(
-        "first_response_minutes", "Average first response ≤ 30 minutes", target_value=30.0
+        "first_response_minutes",
+        gettext_noop("Average first response ≤ 30 minutes"),
+        target_value=30.0,
     ),
-    DefaultTarget("core_share", "High-value (core) share +20 %", target_change=0.20),
-    DefaultTarget("return_rate", "Return rate −10 %", target_change=-0.10),
+    DefaultTarget("core_share", gettext_noop("High-value (core) share +20 %"), target_change=0.20),
+    DefaultTarget("return_rate", gettext_noop("Return rate −10 %"), target_change=-0.10),
 )
 
 

@@ -257,7 +257,7 @@ def _target_view(
         metric_label=label(metric),
         unit=metric.unit,
         direction=metric.direction,
-        name=target.name,
+        name=translation.gettext(target.name) if target.is_default else target.name,
         baseline=target.baseline,
         baseline_period=target.baseline_period,
         target_value=target.target_value,

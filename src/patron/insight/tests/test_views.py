@@ -705,6 +705,8 @@ def test_the_pages_read_in_chinese(shop: Shop) -> None:
     assert "2026-01 新客户 背后的客户 6 位客户" in metric
     assert "目标及其进展" in targets
     assert "删除目标" in targets
+    assert "投诉率下降 20 %" in dashboard and "Complaint rate −20 %" not in dashboard
+    assert "投诉率下降 20 %" in targets
 
 
 # --- the docs -----------------------------------------------------------------------------------
