@@ -16,7 +16,7 @@ from patron.account.services import require_permission
 from patron.errors import NotFound, ValidationFailed
 from patron.insight import metrics, rules
 from patron.insight.models import FillState, MetricValue, Snapshot, Target
-from patron.insight.services import latest_value
+from patron.insight.services import latest_values
 
 #: How a period's months combine into one figure. Stock metrics (a count or share at the end of
 #: each month, or a trailing-12-month rate) take the last month; flows add up; ratios and means
@@ -223,25 +223,11 @@ class TargetView:
     status: str  # achieved, on_track, at_risk, missed, no_data
 
 
-def _latest_values(keys: set[str]) -> dict[str, tuple[date, float]]:
-    """Each metric's value in its last complete month (``services.latest_value`` for many)."""
-    latest: dict[str, tuple[date, float]] = {}
-    rows = (
-        MetricValue.objects.filter(metric__in=keys, is_final=True, value__isnull=False)
-        .order_by("metric", "period")
-        .values_list("metric", "period", "value")
-    )
-    for key, period, value in rows:
-        if value is not None:
-            latest[key] = (period, value)
-    return latest
-
-
 def _target_view(
     target: Target, today: date, latest: dict[str, tuple[date, float]] | None = None
 ) -> TargetView:
     metric = metrics.METRICS[target.metric]
-    row = latest_value(target.metric) if latest is None else latest.get(target.metric)
+    row = (latest_values({target.metric}) if latest is None else latest).get(target.metric)
     spec = rules.TargetSpec(
         direction=metric.direction,
         baseline=target.baseline,
@@ -280,7 +266,7 @@ def target_views(today: date | None = None) -> list[TargetView]:
     """Every target and where it stands (no permission check: the operator's CLI)."""
     day = today or timezone.localdate()
     targets = list(Target.objects.order_by("deadline", "id"))
-    latest = _latest_values({t.metric for t in targets})
+    latest = latest_values({t.metric for t in targets})
     return [_target_view(t, day, latest) for t in targets]
 
 

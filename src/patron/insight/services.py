@@ -198,15 +198,24 @@ def _jsonable(value: Any) -> Any:
 # ---------------------------------------------------------------------- targets
 
 
+def latest_values(keys: set[str]) -> dict[str, tuple[date, float]]:
+    """Each metric's value in its last complete month, with that month, in one query (metrics
+    without a complete month are left out)."""
+    latest: dict[str, tuple[date, float]] = {}
+    rows = (
+        MetricValue.objects.filter(metric__in=keys, is_final=True, value__isnull=False)
+        .order_by("metric", "period")
+        .values_list("metric", "period", "value")
+    )
+    for key, period, value in rows:
+        if value is not None:
+            latest[key] = (period, value)
+    return latest
+
+
 def latest_value(metric: str) -> tuple[date, float] | None:
     """The metric's value in the last complete month, with that month."""
-    row = (
-        MetricValue.objects.filter(metric=metric, is_final=True, value__isnull=False)
-        .order_by("-period")
-        .values_list("period", "value")
-        .first()
-    )
-    return (row[0], row[1]) if row is not None and row[1] is not None else None
+    return latest_values({metric}).get(metric)
 
 
 def targets_seed(*, today: date) -> int:
