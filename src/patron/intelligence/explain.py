@@ -5,12 +5,14 @@ language: a million customers' reasons are written every night and read a few at
 
 Two shapes, both JSON objects:
 
-- ``{"template": …, "params": {…}}``: an English sentence template with ``str.format``
+- ``{"key": …, "params": {…}}`` or ``{"template": …, "params": {…}}``: an English sentence template with ``str.format``
   fields (``{days}``, ``{value:,.2f}``) and its parameters. The reader translates the template
   (the web app through Django's catalogue: templates are marked with ``N_`` so they can be
   collected) and fills the fields. A parameter that depends on the language itself is a dict
-  ``{"en": …, "zh-hans": …}``.
-- ``{"template": …, "feature": name, "value": v, "median": m, "points": p}``: a model's
+  ``{"en": …, "zh-hans": …}``. A ``key`` names a template of
+  ``patron.intelligence.reason_texts.TEXTS`` (the scores' reasons, written for every
+  customer, say which sentence rather than repeating it).
+- ``{"key" or "template": …, "feature": name, "value": v, "median": m, "points": p}``: a model's
   reason about one feature ("return rate 38 % (shop median 9 %): −41 points"). The feature's
   label and the formatting of its values (units, percentages, days) come from
   ``patron.intelligence.features.FEATURES`` at reading time.
@@ -71,6 +73,20 @@ def _pick(value: Any, language: str) -> Any:
 
 
 @cache
+def _texts() -> Mapping[str, str]:
+    from patron.intelligence.reason_texts import TEXTS
+
+    return TEXTS
+
+
+def template_of(reason: Mapping[str, Any]) -> str:
+    """The reason's English template (by key or as stored)."""
+    if "key" in reason:
+        return _texts().get(str(reason["key"]), str(reason["key"]))
+    return str(reason.get("template", ""))
+
+
+@cache
 def _features() -> Mapping[str, Any]:
     from patron.intelligence.features import FEATURES  # imports Ibis: only when reading
 
@@ -102,7 +118,7 @@ def render(
     language's (gettext)."""
     if isinstance(reason, str):
         return reason
-    english = str(reason.get("template", ""))
+    english = template_of(reason)
     template = translate(english) if translate is not None else english
     if "feature" in reason:
         params = _feature_params(reason, language)

@@ -36,6 +36,7 @@ Pure numpy / pyarrow; no Django.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from patron.intelligence import reason_columns as rc
+from patron.intelligence.explain import render
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -120,9 +124,51 @@ COLUMN_LABELS: Final[dict[str, str]] = {
 }
 
 
+#: The same in Chinese, for reasons read in Chinese.
+COLUMN_LABELS_ZH: Final[dict[str, str]] = {
+    "clv_12m": "12 个月价值",
+    "credit_score": "信用分",
+    "p_alive": "仍然活跃的概率",
+    "churn_probability": "流失风险",
+    "expected_orders_90d": "未来 90 天的预计订单数",
+    "rfm_r": "最近购买得分",
+    "rfm_f": "购买频次得分",
+    "rfm_m": "消费金额得分",
+    "word_of_mouth": "口碑",
+    "helpful_votes": "评价获得的“有用”票数",
+    "spend": "消费金额",
+    "spend_365d": "近 12 个月消费",
+    "orders": "订单数",
+    "orders_90d": "近 90 天订单数",
+    "aov": "平均客单价",
+    "mean_rating": "平均评分",
+    "return_rate": "退货率",
+    "complaints": "投诉次数",
+    "current_value": "当前价值",
+    "potential_value": "潜在价值",
+    "tenure_days": "客龄",
+    "certification_rank": "认证等级",
+}
+
+#: Grade names inside reasons, in each language.
+GRADE_WORDS: Final[dict[str, dict[str, str]]] = {
+    "core": {"en": "core", "zh-hans": "核心客户"},
+    "potential": {"en": "potential", "zh-hans": "潜力客户"},
+    "ordinary": {"en": "ordinary", "zh-hans": "普通客户"},
+}
+
+
 def column_label(column: str) -> str:
     """Plain words for a score column."""
     return COLUMN_LABELS.get(column, column.replace("_", " "))
+
+
+def column_words(column: str) -> dict[str, str]:
+    """A score column's label in each language, as a reason parameter."""
+    return {
+        "en": column_label(column),
+        "zh-hans": COLUMN_LABELS_ZH.get(column, column_label(column)),
+    }
 
 
 # ---------------------------------------------------------------------- the policy
@@ -159,8 +205,9 @@ class HardRule:
                 result = values < self.value
         return np.asarray(result & ~np.isnan(values), dtype=np.bool_)
 
-    def describe(self) -> str:
-        return f"{column_label(self.column)} {self.op} {_number(self.value)}"
+    def describe(self, language: str = "en") -> str:
+        label = column_words(self.column)["zh-hans" if language.startswith("zh") else "en"]
+        return f"{label} {self.op} {_number(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -342,9 +389,10 @@ class Grades:
         Each input's percentile rank (already reversed for ``lower_is_better`` columns).
     held_back : ndarray of bool
         A hard rule lowered the grade.
-    reasons : tuple of tuple of str
-        Per customer, plain words: the inputs that weighed most, any rule that held them
-        back, and hysteresis when it decided.
+    reasons : pyarrow string array
+        Per customer, a JSON list of reasons (``patron.intelligence.explain`` shapes): the
+        inputs that weighed most, any rule that held them back, and hysteresis when it
+        decided.
     policy_version : int
     """
 
@@ -353,7 +401,7 @@ class Grades:
     composite: FloatArray
     percentile: dict[str, FloatArray]
     held_back: npt.NDArray[np.bool_]
-    reasons: tuple[tuple[str, ...], ...]
+    reasons: pa.Array
     policy_version: int
 
     def __len__(self) -> int:
@@ -367,18 +415,23 @@ class Grades:
         """Customers per grade, every grade present."""
         return {name: int(np.count_nonzero(self.grade == name)) for name in GRADES}
 
+    def sentences(self, index: int, language: str = "en") -> tuple[str, ...]:
+        """The reasons of the customer at ``index`` in plain words (English templates; the
+        web app translates them through its catalogue)."""
+        return tuple(render(r, language=language) for r in json.loads(self.reasons[index].as_py()))
+
     def reasons_text(self, separator: str = "; ") -> list[str]:
         """Each customer's reasons joined into one line."""
-        return [separator.join(lines) for lines in self.reasons]
+        return [separator.join(self.sentences(i)) for i in range(len(self))]
 
     def to_table(self) -> pa.Table:
-        """customer_id, grade, composite, reasons (list of strings)."""
+        """customer_id, grade, composite, reasons (JSON text)."""
         return pa.table(
             {
                 "customer_id": self.customer_id,
                 "grade": pa.array(self.grade.tolist(), pa.string()),
                 "composite": self.composite,
-                "reasons": pa.array([list(r) for r in self.reasons], pa.list_(pa.string())),
+                "reasons": self.reasons,
             }
         )
 
@@ -515,7 +568,7 @@ def _number(value: float) -> str:
 
 
 def _standing(item: GradeInput, values: FloatArray, ranked: FloatArray) -> npt.NDArray[np.int64]:
-    """Where each customer stands on one input, as a code into :func:`_standing_phrases`:
+    """Where each customer stands on one input, as a code (see :func:`_standing_heads`):
     0 = no value, 1..100 = in the top (or lowest) *code* %, 101..200 = in the bottom (or
     highest) *code - 100* %. Shares are exact: the top share counts the customers at least
     as good (the best of 100 is in the top 1 %), the bottom share those at most as good."""
@@ -530,16 +583,15 @@ def _standing(item: GradeInput, values: FloatArray, ranked: FloatArray) -> npt.N
     return np.where(np.isnan(values), 0, code).astype(np.int64)
 
 
-def _standing_phrases(item: GradeInput) -> list[str]:
-    """All 201 phrases of :func:`_standing` for one input, e.g. "12-month value in the top
-    8 % of customers" (few distinct strings, shared by a million customers)."""
-    label = column_label(item.column)
+def _standing_heads(item: GradeInput) -> list[str]:
+    """The start of the reason for each kind of :func:`_standing` code of one input — no
+    value, in the best share, in the worst share — up to the share's value."""
+    label = rc.dump(column_words(item.column))
     best, worst = ("top", "bottom") if item.is_higher_better else ("lowest", "highest")
-    return (
-        [f"no {label} yet"]
-        + [f"{label} in the {best} {share} % of customers" for share in range(1, 101)]
-        + [f"{label} in the {worst} {share} % of customers" for share in range(1, 101)]
-    )
+    return [
+        f'{{"key":"grade.{kind}","params":{{"label":{label},"share":'
+        for kind in ("none", best, worst)
+    ]
 
 
 def _reasons(
@@ -550,10 +602,13 @@ def _reasons(
     by_score: Any,
     no_hysteresis: Any,
     failed: dict[int, list[HardRule]],
-) -> tuple[tuple[str, ...], ...]:
+) -> pa.Array:
+    """Per customer, a JSON list of reasons (``explain.py`` shapes, keys of
+    ``reason_texts``): the two inputs that weighed most, then hysteresis and any hard rule
+    where they decided. Built column-wise (``reason_columns``): it runs for everyone."""
     n = composite.shape[0]
     if n == 0:
-        return ()
+        return pa.array([], pa.string())
     inputs = [i for i in policy.inputs if i.weight > 0]
     total_weight = sum(i.weight for i in inputs)
     weights = np.array([i.weight / total_weight for i in inputs])
@@ -562,37 +617,44 @@ def _reasons(
     lead = np.where((by_score > 0)[:, None], weights * ranks, weights * (1.0 - ranks))
     top = np.argsort(-lead, axis=1, kind="stable")[:, :2]
     codes = np.column_stack([_standing(i, raw[i.column], percentile[i.column]) for i in inputs])
-    # one flat phrase table: input j's phrases start at 201 * j
-    phrases = [phrase for i in inputs for phrase in _standing_phrases(i)]
-    chosen = (np.take_along_axis(codes, top, axis=1) + 201 * top).tolist()
-    result: list[tuple[str, ...]]
-    if top.shape[1] == 2:
-        result = [(phrases[a], phrases[b]) for a, b in chosen]
-    else:
-        result = [tuple(phrases[k] for k in row) for row in chosen]
+    heads = [head for i in inputs for head in _standing_heads(i)]  # input j: 3 * j + kind
+    chosen = np.take_along_axis(codes, top, axis=1)
+    kind = np.where(chosen == 0, 0, np.where(chosen <= 100, 1, 2))
+    share = np.where(kind == 0, np.nan, np.where(kind == 1, chosen, chosen - 100))
+    slots = [
+        rc.concat(rc.pick(3 * top[:, s] + kind[:, s], heads), rc.integer(share[:, s]), "}}")
+        for s in range(top.shape[1])
+    ]
 
     thresholds = {1: policy.potential_min, 2: policy.core_min}
     names = GRADES[::-1]  # by level
     margin = _number(policy.hysteresis)
+    extra: dict[int, list[dict[str, Any]]] = {}
     for index in np.flatnonzero(by_score != no_hysteresis).tolist():
         scored, plain = int(by_score[index]), int(no_hysteresis[index])
+        params = {
+            "grade": GRADE_WORDS[names[scored]],
+            "score": round(float(composite[index]), 4),
+            "margin": margin,
+        }
         if scored > plain:
-            line = (
-                f"kept {names[scored]}: score {composite[index]:.2f} is within the {margin} "
-                f"margin below the {names[scored]} threshold {thresholds[scored]:.2f}"
-            )
+            reason = {"key": "grade.kept", "params": {**params, "threshold": thresholds[scored]}}
         else:
-            line = (
-                f"stays {names[scored]}: score {composite[index]:.2f} has not cleared the "
-                f"{names[plain]} threshold {thresholds[plain]:.2f} by the {margin} margin"
-            )
-        result[index] = (*result[index], line)
+            target = {"target": GRADE_WORDS[names[plain]], "threshold": thresholds[plain]}
+            reason = {"key": "grade.stays", "params": {**params, **target}}
+        extra[index] = [reason]
     for index, rules in failed.items():
-        result[index] = (
-            *result[index],
-            *(f"held back from {rule.grade}: requires {rule.describe()}" for rule in rules),
+        extra.setdefault(index, []).extend(
+            {
+                "key": "grade.held_back",
+                "params": {
+                    "grade": GRADE_WORDS[rule.grade],
+                    "rule": {"en": rule.describe("en"), "zh-hans": rule.describe("zh-hans")},
+                },
+            }
+            for rule in rules
         )
-    return tuple(result)
+    return rc.listed([*slots, rc.sparse_items(n, extra)])
 
 
 # ---------------------------------------------------------------------- moves

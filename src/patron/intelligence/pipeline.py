@@ -19,13 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import special
 
 from patron.intelligence import grading
-from patron.intelligence.explain import N_, Reason, feature_reason
+from patron.intelligence import reason_columns as rc
 from patron.intelligence.features import customer_features
 from patron.intelligence.labels import bad_outcomes, bought_before, churned
 from patron.intelligence.models.churn import ChurnModel, compare_churn
@@ -171,8 +170,8 @@ def run(
     grades = grading.grade(scored, policy, previous=previous_grades)
     scored = scored.append_column("grade", pa.array(grades.grade.astype(object), pa.string()))
     scored = scored.append_column("grade_composite", pa.array(grades.composite, pa.float64()))
-    reasons = _reasons(ids, purchases, credit, churn, grades, value)
-    scored = scored.append_column("reasons", pa.array(reasons, pa.string()))
+    scored = scored.append_column("grade_reasons", grades.reasons)
+    scored = scored.append_column("reasons", _reasons(ids, purchases, credit, churn, grades, value))
     stage("grades")
 
     return Result(
@@ -202,7 +201,7 @@ class Scored:
     model: str  # lightgbm | scorecard | bgnbd
     probability: np.ndarray  # NaN where the model does not apply
     score: np.ndarray | None
-    reasons: list[list[dict[str, Any]]]  # stored reasons (explain.feature_reason)
+    reasons: pa.Array | None  # per customer a JSON list of reasons, null where none
     info: dict[str, Any]
 
 
@@ -240,7 +239,7 @@ def credit_stage(
     name = "scorecard" if isinstance(model, Scorecard) else "lightgbm"
     # Reasons for a credit score: what took points off, largest first.
     reasons = _top_reasons(
-        X, model.feature_names_, points, -1, MIN_CREDIT_POINTS, CREDIT_REASON, medians
+        X, model.feature_names_, points, -1, MIN_CREDIT_POINTS, "credit.feature", medians
     )
     info = {
         "model": name,
@@ -270,7 +269,7 @@ def churn_stage(
     population = bought_before(sources, past, ids)
     y_all = churned(sources, past, cutoff, ids[population])
     p_alive_now = buyers.column("p_alive").to_numpy(zero_copy_only=False).astype(np.float64)
-    btyd_reasons: list[list[dict[str, Any]]] = [[] for _ in range(features.num_rows)]
+    btyd_reasons = None  # P(alive) has its own reasons
     info: dict[str, Any] = {"population": int(population.sum()), "churned": int(y_all.sum())}
     fallback = Scored("bgnbd", 1.0 - p_alive_now, None, btyd_reasons, {**info, "model": "bgnbd"})
     positives, negatives = int(y_all.sum()), int((~y_all).sum())
@@ -306,7 +305,7 @@ def churn_stage(
     # Reasons for a churn risk: what raised it, largest first.
     terms = np.where(bought[:, None], terms, 0.0)
     reasons = _top_reasons(
-        X_now, model.feature_names_, terms, +1, MIN_CHURN_LOG_ODDS, CHURN_REASON, medians
+        X_now, model.feature_names_, terms, +1, MIN_CHURN_LOG_ODDS, "churn.feature", medians
     )
     return Scored("lightgbm", probability, None, reasons, {**info, "model": "lightgbm"})
 
@@ -355,8 +354,6 @@ def _assemble(features: pa.Table, buyers: pa.Table, credit: Scored, churn: Score
 #: Contributions smaller than these are noise, not reasons worth showing anyone.
 MIN_CREDIT_POINTS = 5.0
 MIN_CHURN_LOG_ODDS = 0.1
-CREDIT_REASON = N_("{feature} {value} (shop median {median}): {points:+.0f} points")
-CHURN_REASON = N_("{feature} {value} (shop median {median}) raises the risk of churning")
 
 
 def _medians(features: pa.Table) -> dict[str, float]:
@@ -376,13 +373,13 @@ def _top_reasons(
     points: np.ndarray,
     direction: int,
     minimum: float,
-    template: str,
+    key: str,
     medians: Mapping[str, float],
     top: int = 3,
-) -> list[list[dict[str, Any]]]:
+) -> pa.Array:
     """Per customer, up to ``top`` features whose contribution has the sign of ``direction``
-    and at least ``minimum`` in size, largest first, as stored reasons (formatted on reading:
-    ``explain.render``)."""
+    and at least ``minimum`` in size, largest first: a JSON list of stored reasons (null
+    where none), formatted on reading (``explain.render``)."""
     columns, top_points = top_contributions(points, top, direction)
     keep = (columns >= 0) & (np.abs(top_points) >= minimum)
     values = np.column_stack(
@@ -390,29 +387,8 @@ def _top_reasons(
     )
     top_values = np.take_along_axis(values, np.maximum(columns, 0), axis=1)
     middle = [medians.get(name) for name in names]
-    out = []
-    for cols, pts, vals, kept in zip(
-        columns.tolist(), top_points.tolist(), top_values.tolist(), keep.tolist(), strict=True
-    ):
-        out.append(
-            [
-                feature_reason(
-                    template,
-                    names[j],
-                    None if v != v else v,  # NaN: missing
-                    middle[j],
-                    round(p, 2),
-                )
-                for j, p, v, k in zip(cols, pts, vals, kept, strict=True)
-                if k
-            ]
-        )
-    return out
-
-
-def _plain(sentences: Any) -> list[dict[str, Any]]:
-    """Sentences written in English only (grades, clusters, value) as reasons."""
-    return [{"template": str(s)} for s in sentences or []]
+    slots = rc.feature_reasons(key, names, middle, columns, top_values, top_points, keep)
+    return rc.listed(slots, empty=None)
 
 
 def _reasons(
@@ -422,22 +398,23 @@ def _reasons(
     churn: Scored,
     grades: grading.Grades,
     value: pa.Table,
-) -> list[str]:
-    """Per customer, JSON: score name -> reasons (see ``patron.intelligence.explain``)."""
-    position = {int(c): i for i, c in enumerate(purchases.table.column("customer_id").to_pylist())}
-    bought_reasons = purchases.reasons()
-    value_reasons = value.column("value_reasons").to_pylist()
-    nothing = [Reason(N_("nothing in the history lowers the score")).to_json()]
-    out = []
-    for i, customer in enumerate(ids.tolist()):
-        entry: dict[str, list[dict[str, Any]]] = {
-            "grade": _plain(grades.reasons[i]),
-            "credit": credit.reasons[i] or nothing,
+) -> pa.Array:
+    """Per customer, a JSON object: score name -> reasons (see ``patron.intelligence.explain``),
+    built column-wise (``reason_columns``)."""
+    position = pc.index_in(
+        pa.array(ids, pa.int64()), value_set=purchases.table.column("customer_id")
+    )
+    bought = {name: column.take(position) for name, column in purchases.reasons().items()}
+    nothing = rc.dump([{"key": "credit.nothing", "params": {}}])
+    credit_reasons = (
+        credit.reasons if credit.reasons is not None else pa.nulls(len(ids), pa.string())
+    )
+    return rc.obj(
+        {  # "grade" first: patron.scoring.services prepends to it
+            "grade": grades.reasons,
+            "credit": pc.fill_null(credit_reasons, nothing),
+            "churn": churn.reasons if churn.model == "lightgbm" else None,
+            **bought,
+            "value": value.column("value_reasons").combine_chunks(),
         }
-        if churn.model == "lightgbm" and churn.reasons[i]:
-            entry["churn"] = churn.reasons[i]
-        if customer in position:
-            entry.update(bought_reasons[position[customer]])
-        entry["value"] = _plain(value_reasons[i])
-        out.append(orjson.dumps(entry).decode())
-    return out
+    )

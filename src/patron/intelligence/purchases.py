@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from patron.intelligence.explain import N_, Reason
+from patron.intelligence import reason_columns as rc
 from patron.intelligence.models.btyd import BetaGeo, GammaGamma, Summary, compress_rows, rfm_summary
 from patron.intelligence.models.rfm import RFM, rfm
 
@@ -71,48 +71,49 @@ class PurchaseModels:
     segments: RFM
     table: pa.Table  # one row per buyer: the purchase-model columns of the score table
 
-    def reasons(self) -> list[dict[str, list[dict[str, Any]]]]:
-        """Per buyer (in the table's order) the reasons of P(alive), CLV and RFM; built on
-        demand: a fit used only for comparison needs none."""
+    def reasons(self) -> dict[str, pa.Array]:
+        """Per buyer (in the table's order) the reasons of P(alive), CLV and RFM, each a JSON
+        list (``reason_columns``); built on demand: a fit used only for comparison needs
+        none."""
         s, segments, t = self.summary, self.segments, self.table
         since_last = t.column("days_since_last_purchase").to_numpy()
         purchase_days = t.column("purchase_days").to_numpy()
-        next_365 = t.column("expected_orders_365d").to_numpy()
-        order_value = t.column("expected_order_value").to_numpy()
-        currencies = t.column("currency").to_pylist()
-        return [
+        currency = rc.text(t.column("currency"))
+        days = rc.integer(since_last)
+        bought = rc.integer(purchase_days)
+        repeat = s.frequency > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.where(repeat, s.recency * WEEK / np.where(repeat, s.frequency, 1), np.nan)
+        once = purchase_days == 1
+        alive_key = np.where(once, 0, np.where(np.isfinite(gap) & (gap > 0), 1, 2))
+        rfm = rc.reason(
+            "rfm",
             {
-                "rfm": [
-                    rfm_reason(
-                        days_since_last=int(since_last[i]),
-                        purchase_days=int(purchase_days[i]),
-                        spend=float(segments.spend[i]),
-                        currency=currencies[i],
-                        segments=segments,
-                    ).to_json()
-                ],
-                "p_alive": [
-                    alive_reason(
-                        purchase_days=int(purchase_days[i]),
-                        days_since_last=int(since_last[i]),
-                        typical_gap_days=(
-                            float(s.recency[i]) * WEEK / float(s.frequency[i])
-                            if s.frequency[i]
-                            else None
-                        ),
-                    ).to_json()
-                ],
-                "clv_12m": [
-                    value_reason(
-                        expected_orders_12m=float(next_365[i]),
-                        order_value=float(order_value[i]),
-                        currency=currencies[i],
-                        repeat=bool(s.frequency[i] > 0),
-                    ).to_json()
-                ],
-            }
-            for i in range(len(s))
-        ]
+                "days": days,
+                "mean_days": rc.dump(round(segments.mean_recency_days, 2)),
+                "purchase_days": bought,
+                "mean_purchase_days": rc.dump(round(segments.mean_frequency, 3)),
+                "spend": rc.number(segments.spend, decimals=2),
+                "currency": currency,
+                "mean_spend": rc.dump(round(segments.mean_monetary, 2)),
+            },
+        )
+        alive = rc.reason(
+            (alive_key, ("alive.once", "alive.gap", "alive.days")),
+            {"days": days, "purchase_days": bought, "gap": rc.number(gap, decimals=2)},
+        )
+        clv = rc.reason(
+            (np.where(repeat, 0, 1), ("clv.repeat", "clv.new")),
+            {
+                "orders": rc.number(t.column("expected_orders_365d"), decimals=3),
+                "value": rc.number(t.column("expected_order_value"), decimals=2),
+                "currency": currency,
+            },
+        )
+        return {
+            name: rc.listed([column])
+            for name, column in (("rfm", rfm), ("p_alive", alive), ("clv_12m", clv))
+        }
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -211,72 +212,3 @@ def _buyer_table(
         }
     )
     return table
-
-
-# --------------------------------------------------------------------------------------
-# Reasons
-# --------------------------------------------------------------------------------------
-
-
-def alive_reason(
-    *, purchase_days: int, days_since_last: int, typical_gap_days: float | None
-) -> Reason:
-    if purchase_days == 1:
-        return Reason(
-            N_("bought once, {days} days ago; one purchase says little about what comes next"),
-            {"days": days_since_last},
-        )
-    if typical_gap_days:
-        return Reason(
-            N_(
-                "bought on {purchase_days} different days, about every {gap:.0f} days; "
-                "the last purchase was {days} days ago"
-            ),
-            {"purchase_days": purchase_days, "gap": typical_gap_days, "days": days_since_last},
-        )
-    return Reason(
-        N_("bought on {purchase_days} different days; the last purchase was {days} days ago"),
-        {"purchase_days": purchase_days, "days": days_since_last},
-    )
-
-
-def value_reason(
-    *, expected_orders_12m: float, order_value: float, currency: str, repeat: bool
-) -> Reason:
-    params = {"orders": expected_orders_12m, "value": order_value, "currency": currency}
-    if repeat:
-        return Reason(
-            N_(
-                "{orders:.1f} expected orders in the next 12 months × {value:,.2f} {currency} "
-                "expected per order (from their own repeat orders)"
-            ),
-            params,
-        )
-    return Reason(
-        N_(
-            "{orders:.1f} expected orders in the next 12 months × {value:,.2f} {currency} "
-            "expected per order (from the shop's typical customer: no repeat order yet)"
-        ),
-        params,
-    )
-
-
-def rfm_reason(
-    *, days_since_last: int, purchase_days: int, spend: float, currency: str, segments: RFM
-) -> Reason:
-    return Reason(
-        N_(
-            "last purchase {days} days ago (shop average {mean_days:.0f}); "
-            "bought on {purchase_days} days (average {mean_purchase_days:.1f}); "
-            "spent {spend:,.2f} {currency} (average {mean_spend:,.2f})"
-        ),
-        {
-            "days": days_since_last,
-            "mean_days": segments.mean_recency_days,
-            "purchase_days": purchase_days,
-            "mean_purchase_days": segments.mean_frequency,
-            "spend": spend,
-            "currency": currency,
-            "mean_spend": segments.mean_monetary,
-        },
-    )

@@ -40,8 +40,6 @@ Pure numpy / pyarrow; no Django.
 
 from __future__ import annotations
 
-from functools import cache
-from itertools import chain
 from typing import Final
 
 import numpy as np
@@ -49,6 +47,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patron.intelligence import reason_columns as rc
 from patron.intelligence.models.rfm import LABELS as RFM_LABELS
 
 __all__ = ["WORD_OF_MOUTH_WEIGHTS", "customer_value"]
@@ -89,7 +88,8 @@ def customer_value(
     -------
     pyarrow.Table
         ``customer_id``, ``current_value``, ``potential_value``, ``word_of_mouth`` (float64)
-        and ``value_reasons`` (list of strings), in the order of ``table``.
+        and ``value_reasons`` (a JSON list of reasons, ``patron.intelligence.explain``
+        shapes), in the order of ``table``.
     """
     names = set(table.column_names)
     for column in ("customer_id", "spend_365d"):
@@ -125,7 +125,7 @@ def customer_value(
         potential=potential,
         peer_target=peer_target,
         p_alive=p_alive if "p_alive" in names else None,
-        peers=_peer_labels(peer_column, groups, group_values),
+        peers=rc.pick(groups, _peer_words(peer_column, group_values)),
         helpful=helpful,
         positive=positive,
         referrals=referrals,
@@ -197,23 +197,23 @@ def _group_quantile(
     return per_group[groups]
 
 
-def _peer_labels(
-    column: str | None, codes: npt.NDArray[np.int64], values: list[object]
-) -> list[str]:
-    """Per customer, who their peers are in words (one string per group, shared)."""
+def _peer_words(column: str | None, values: list[object]) -> list[str]:
+    """Who the peers of each group are, in each language, as JSON reason parameters."""
     if column is None:
-        return ["all customers"] * codes.size
+        return [rc.dump({"en": "all customers", "zh-hans": "全部客户"})] * len(values)
     noun = "cluster" if column == "cluster" else column.replace("_", " ")
 
-    def words(value: object) -> str:
+    def words(value: object) -> dict[str, str]:
         if value is None:
-            return f"customers without a {noun}"
+            return {"en": f"customers without a {noun}", "zh-hans": f"没有{noun}的客户"}
         if column == "rfm_segment" and value in RFM_LABELS:
-            return f"customers in the {RFM_LABELS[str(value)][1]} segment"
-        return f"customers in {noun} {value}"
+            zh, en = RFM_LABELS[str(value)]
+            return {"en": f"customers in the {en} segment", "zh-hans": f"{zh}分群的客户"}
+        if column == "cluster":
+            return {"en": f"customers in cluster {value}", "zh-hans": f"第 {value} 群组的客户"}
+        return {"en": f"customers in {noun} {value}", "zh-hans": f"{noun} 为 {value} 的客户"}
 
-    phrases = [words(value) for value in values]
-    return [phrases[code] for code in codes.tolist()]
+    return [rc.dump(words(value)) for value in values]
 
 
 def _reasons(
@@ -222,58 +222,58 @@ def _reasons(
     potential: FloatArray,
     peer_target: FloatArray,
     p_alive: FloatArray | None,
-    peers: list[str],
+    peers: pa.Array,
     helpful: FloatArray,
     positive: FloatArray,
     referrals: FloatArray,
-) -> pa.ListArray:
-    """Three lines per customer — current value, potential, word of mouth — built column-wise
-    from integer lists, because this runs for every customer (about 2 s per million)."""
-    n = current.size
-    spent = [
-        f"spent {c:,} in the last 12 months" if c > 0 else "no purchases in the last 12 months"
-        for c in _rounded(current)
-    ]
-    if p_alive is None:
-        chances = [""] * n
+) -> pa.Array:
+    """Three reasons per customer — current value, potential, word of mouth — as a JSON list
+    (keys of ``reason_texts``), built column-wise: this runs for every customer."""
+    amount = np.rint(current)
+    spent = rc.reason(
+        (np.where(amount > 0, 0, 1), ("value.spent", "value.no_spend")),
+        {"amount": rc.integer(amount)},
+    )
+    gap, target = np.rint(potential), np.rint(peer_target)
+    short = np.rint(peer_target - current)
+    # 0 headroom, 1 already at the top, 2 little headroom; + 3: with the chance of being active
+    kind = np.where(gap >= 1, 0, np.where(short < 1, 1, 2))
+    if p_alive is not None:
+        kind = np.where(kind == 1, 1, kind + 3)
+        alive = rc.integer(np.floor(100 * p_alive))
     else:
-        # a hundred and one phrases, shared
-        phrase = [f"; {pct} % likely still active" for pct in range(101)]
-        chances = [phrase[pct] for pct in np.floor(100 * p_alive).astype(np.int64).tolist()]
-    headroom = [
-        f"could spend {gap:,} more a year: {who} reach {target:,} (75th percentile){chance}"
-        if gap >= 1
-        else (
-            f"already at or above the 75th percentile of {who}"
-            if short < 1
-            else f"little realistic headroom: {who} reach {target:,}{chance}"
-        )
-        for gap, target, short, who, chance in zip(
-            _rounded(potential),
-            _rounded(peer_target),
-            _rounded(peer_target - current),
-            peers,
-            chances,
-            strict=True,
-        )
-    ]
-    mouth = [
-        _word_of_mouth_words(h, p, r) if h or p or r else "no word of mouth yet"
-        for h, p, r in zip(_rounded(helpful), _rounded(positive), _rounded(referrals), strict=True)
-    ]
-    # interleave into one flat list (Arrow converts a list far faster than an object array)
-    values = list(chain.from_iterable(zip(spent, headroom, mouth, strict=True)))
-    offsets = pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(values, pa.string()))
+        alive = rc.integer(np.full(current.shape, np.nan))
+    headroom = rc.reason(
+        (
+            kind,
+            (
+                "value.headroom",
+                "value.at_top",
+                "value.little",
+                "value.headroom_alive",
+                "value.at_top",
+                "value.little_alive",
+            ),
+        ),
+        {
+            "gap": rc.integer(gap),
+            "peers": peers,
+            "target": rc.integer(target),
+            "alive": alive,
+        },
+    )
+    counts = np.column_stack([np.rint(helpful), np.rint(positive), np.rint(referrals)])
+    triples, which = np.unique(counts.astype(np.int64), axis=0, return_inverse=True)
+    mouth = rc.pick(which.reshape(-1), [_word_of_mouth(*t) for t in triples.tolist()])
+    return rc.listed([spent, headroom, mouth])
 
 
-def _rounded(values: FloatArray) -> list[int]:
-    return list(np.rint(values).astype(np.int64).tolist())
-
-
-@cache  # few distinct (votes, reviews, referrals) triples among many customers
-def _word_of_mouth_words(helpful: int, positive: int, referrals: int) -> str:
-    parts = [
+def _word_of_mouth(helpful: int, positive: int, referrals: int) -> str:
+    """The word-of-mouth reason for one (votes, positive reviews, referrals) triple, as JSON
+    (few distinct triples among many customers)."""
+    if not (helpful or positive or referrals):
+        return rc.dump({"key": "value.no_mouth", "params": {}})
+    english = [
         f"{count} {noun if count == 1 else plural}"
         for count, noun, plural in (
             (helpful, "helpful vote on reviews", "helpful votes on reviews"),
@@ -282,4 +282,14 @@ def _word_of_mouth_words(helpful: int, positive: int, referrals: int) -> str:
         )
         if count > 0
     ]
-    return "word of mouth: " + ", ".join(parts)
+    chinese = [
+        words
+        for count, words in (
+            (helpful, f"评价获得 {helpful} 次“有用”"),
+            (positive, f"{positive} 条好评"),
+            (referrals, f"推荐 {referrals} 位新客户"),
+        )
+        if count > 0
+    ]
+    counts = {"en": ", ".join(english), "zh-hans": "，".join(chinese)}
+    return rc.dump({"key": "value.mouth", "params": {"counts": counts}})

@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.functional import Promise
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from patron.account.roles import CHANGE_GRADE_POLICY, VIEW_MODELS
@@ -24,6 +25,7 @@ from patron.account.services import require_permission
 from patron.commerce.models import Order
 from patron.errors import NotFound, ValidationFailed
 from patron.intelligence import grading
+from patron.intelligence.models.clusters import cluster_name_render
 from patron.scoring.models import CustomerScore, Grade, GradePolicy, ScoreRun
 from patron.scoring.policies import policy_active, policy_parse, policy_preview
 
@@ -197,7 +199,7 @@ def _cluster_overview() -> ClusterOverview | None:
         profiles=tuple(
             ClusterProfileView(
                 cluster=int(p["cluster"]),
-                name=str(p.get("name", "")),
+                name=cluster_name_render(str(p.get("name", "")), get_language() or "en"),
                 size=int(p.get("size", 0)),
                 share=float(p.get("share", 0.0)),
                 distinctive=tuple(p.get("distinctive") or ()),

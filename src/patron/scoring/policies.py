@@ -157,10 +157,9 @@ def policy_apply(*, user: Any, version: int, as_of: date | None = None) -> dict[
         parameters={"grade_policy": policy.to_dict(), "regrade_only": True},
     )
     grades = dict(zip(result.customer_id.tolist(), result.grade.tolist(), strict=True))
-    reasons = {
-        int(customer): [{"template": s, "params": {}, "text": s} for s in sentences]
-        for customer, sentences in zip(result.customer_id.tolist(), result.reasons, strict=True)
-    }
+    reasons = dict(
+        zip(result.customer_id.tolist(), result.reasons.to_pylist(), strict=True)
+    )  # JSON text
     history = grade_history_apply(
         run=run, as_of=day, grades=grades, reasons=reasons, policy_version=chosen.version
     )

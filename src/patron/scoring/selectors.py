@@ -14,6 +14,7 @@ from typing import Any
 from django.utils import translation
 
 from patron.intelligence.explain import render
+from patron.intelligence.models.clusters import cluster_name_render
 from patron.scoring.models import CustomerScore, Grade, GradeHistory
 from patron.scoring.rules import segment_label
 from patron.scoring.writeback import snapshot_history
@@ -103,7 +104,7 @@ def score_of_customer(*, customer_id: int) -> ScoreView | None:
         rfm_segment=row.rfm_segment,
         rfm_segment_label=segment_label(row.rfm_segment) if row.rfm_segment else "",
         cluster=row.cluster,
-        cluster_name=row.cluster_name,
+        cluster_name=cluster_name_render(row.cluster_name, translation.get_language() or "en"),
         reasons=reasons_render(dict(row.reasons)),
     )
 

@@ -130,47 +130,40 @@ def score_customers(
 
 def _official_grades(
     scores: pa.Table, current: dict[int, tuple[str, date]], *, regrade: bool
-) -> tuple[pa.Table, dict[int, str], dict[int, list[dict[str, Any]]], dict[str, Any]]:
+) -> tuple[pa.Table, dict[int, str], dict[int, str], dict[str, Any]]:
     """Decide which grades become official and say so in the grade reasons.
 
     Returns the score table with the official grade, the grades to record in the history,
-    their reasons, and a summary (grade counts, moves made or pending).
+    their reasons (JSON text), and a summary (grade counts, moves made or pending).
     """
     ids = scores.column("customer_id").to_pylist()
     indicated = scores.column("grade").to_pylist()
     previous = {customer: grade for customer, (grade, _) in current.items()}
     moves = grading.moves(previous, dict(zip(ids, indicated, strict=True)))
-    reasons_json = scores.column("reasons").to_pylist()
+    grade_reasons = scores.column("grade_reasons").to_pylist()
+    reasons_json: list[str] | None = None
     official: list[str] = []
     to_record: dict[int, str] = {}
-    reasons: dict[int, list[dict[str, Any]]] = {}
+    reasons: dict[int, str] = {}
     for i, customer in enumerate(ids):
         held = current.get(customer)
         if regrade or held is None:
             official.append(indicated[i])
             to_record[customer] = indicated[i]
-            reasons[customer] = json.loads(reasons_json[i])["grade"]
+            reasons[customer] = grade_reasons[i]
             continue
         official.append(held[0])
         if held[0] != indicated[i]:
-            entry = json.loads(reasons_json[i])
-            entry["grade"] = [
-                Reason(
-                    N_(
-                        "grade held since {since} (grades change at the quarterly re-grade); "
-                        "by today's scores it would be {grade}"
-                    ),
-                    {"since": held[1].isoformat(), "grade": indicated[i]},
-                ).to_json(),
-                *entry["grade"],
-            ]
-            reasons_json[i] = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+            if reasons_json is None:
+                reasons_json = scores.column("reasons").to_pylist()
+            reasons_json[i] = _with_hold(reasons_json[i], held, indicated[i])
     table = scores.set_column(
         scores.column_names.index("grade"), "grade", pa.array(official, pa.string())
     )
-    table = table.set_column(
-        table.column_names.index("reasons"), "reasons", pa.array(reasons_json, pa.string())
-    )
+    if reasons_json is not None:
+        table = table.set_column(
+            table.column_names.index("reasons"), "reasons", pa.array(reasons_json, pa.string())
+        )
     counts = {
         g: int(n) for g, n in zip(*np.unique(np.asarray(official), return_counts=True), strict=True)
     }
@@ -181,6 +174,30 @@ def _official_grades(
         "regrade": regrade,
     }
     return table, to_record, reasons, summary
+
+
+_GRADE_FIRST = '{"grade":['
+
+
+def _with_hold(reasons: str, held: tuple[str, date], indicated: str) -> str:
+    """The customer's reasons (JSON text, "grade" first) with the held grade explained
+    before the grade's own reasons."""
+    hold = Reason(
+        N_(
+            "grade held since {since} (grades change at the quarterly re-grade); "
+            "by today's scores it would be {grade}"
+        ),
+        {"since": held[1].isoformat(), "grade": grading.GRADE_WORDS[indicated]},
+    ).to_json()
+    if not reasons.startswith(_GRADE_FIRST):  # not as the pipeline writes them: parse
+        entry = json.loads(reasons)
+        entry["grade"] = [hold, *entry.get("grade", [])]
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    rest = reasons[len(_GRADE_FIRST) :]
+    joiner = "" if rest.startswith("]") else ","
+    return (
+        _GRADE_FIRST + json.dumps(hold, ensure_ascii=False, separators=(",", ":")) + joiner + rest
+    )
 
 
 def grade_counts_text(counts: dict[str, int]) -> str:

@@ -89,6 +89,10 @@ def open_grades() -> dict[int, tuple[str, date]]:
     return {customer: (grade, since) for customer, grade, since in rows.iterator(chunk_size=CHUNK)}
 
 
+def _json(value: list[Any] | str) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _chunks(items: list[int]) -> Iterable[list[int]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
@@ -99,10 +103,10 @@ def grade_history_apply(
     run: ScoreRun,
     as_of: date,
     grades: Mapping[int, str],
-    reasons: Mapping[int, list[Any]],
+    reasons: Mapping[int, list[Any] | str],
     policy_version: int,
 ) -> dict[str, int]:
-    """Record ``grades`` as of ``as_of``: a changed grade closes the open period on ``as_of``
+    """Record ``grades`` as of ``as_of`` with their ``reasons`` (a list, or its JSON text): a changed grade closes the open period on ``as_of``
     and opens a new one, so a customer's periods are contiguous (no gaps, no overlaps).
 
     A same-day re-run corrects the open period in place rather than leaving a zero-length one.
@@ -138,9 +142,7 @@ def grade_history_apply(
             "valid_to": pa.nulls(len(opened), pa.date32()),
             "run_id": pa.array([run.pk] * len(opened), pa.int64()),
             "policy_version": pa.array([policy_version] * len(opened), pa.int64()),
-            "reasons": pa.array(
-                [json.dumps(reasons.get(c, []), ensure_ascii=False) for c in opened], pa.string()
-            ),
+            "reasons": pa.array([_json(reasons.get(c, [])) for c in opened], pa.string()),
         }
     )
     bulk_insert(GradeHistory._meta.db_table, rows)

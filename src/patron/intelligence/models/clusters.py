@@ -29,6 +29,7 @@ Pure numpy / scikit-learn; no Django.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -617,13 +618,108 @@ def _cluster_means(matrix: FloatArray, labels: IntArray, k: int) -> FloatArray:
     return np.column_stack(sums) / counts[:, None] if sums else np.zeros((k, 0))
 
 
+_TYPICAL, _HIGH, _LOW = "typical {label}", "high {label}", "low {label}"
+
+#: The words of cluster names and labels in Chinese (names are stored in English and
+#: shown in the reader's language: :func:`cluster_name_render`).
+CHINESE: dict[str, str] = {
+    _TYPICAL: "{label}一般",
+    _HIGH: "{label}高",
+    _LOW: "{label}低",
+    # labels
+    "orders": "订单数",
+    "purchase days": "购买天数",
+    "spend": "消费",
+    "average order value": "客单价",
+    "recency": "距上次购买",
+    "tenure": "客龄",
+    "orders in 90 days": "90 天订单数",
+    "12-month spend": "12 个月消费",
+    "return rate": "退货率",
+    "cancellation rate": "取消率",
+    "coupon use": "用券率",
+    "rating": "评分",
+    "review sentiment": "评价情感",
+    "reviews": "评价数",
+    "helpful votes": "有用票数",
+    "tickets": "工单数",
+    "complaints": "投诉数",
+    "business share": "企业客户占比",
+    "P(alive)": "活跃概率",
+    "churn risk": "流失风险",
+    "12-month value": "12 个月价值",
+    "credit score": "信用分",
+    # words
+    "frequent": "常购",
+    "occasional": "偶购",
+    "active": "活跃",
+    "quiet": "沉寂",
+    "high spend": "高消费",
+    "low spend": "低消费",
+    "high value": "高价值",
+    "low value": "低价值",
+    "big baskets": "大单",
+    "small baskets": "小单",
+    "lapsed": "久未购买",
+    "recent": "近期购买",
+    "long-standing": "老客户",
+    "new": "新客户",
+    "many returns": "退货多",
+    "few returns": "退货少",
+    "cancels often": "常取消",
+    "rarely cancels": "少取消",
+    "coupon-driven": "爱用券",
+    "full price": "原价购买",
+    "happy": "满意",
+    "unhappy": "不满意",
+    "positive": "好评",
+    "negative": "差评",
+    "reviewers": "爱评价",
+    "silent": "不评价",
+    "influential": "有影响力",
+    "little influence": "影响力小",
+    "needs support": "常需客服",
+    "self-reliant": "少找客服",
+    "complains": "常投诉",
+    "no complaints": "无投诉",
+    "business": "企业",
+    "individual": "个人",
+    "likely gone": "可能流失",
+    "safe": "稳定",
+    "good credit": "信用好",
+    "poor credit": "信用差",
+}
+_WORDS = {word for pair in _NAME_WORDS.values() for word in pair}
+_SUFFIX = re.compile(r"^(?P<base>.*?)(?P<suffix> \(\d+\))?$")
+
+
 def _name_word(feature: str, effect: float) -> str:
     """A word for the cluster's side of ``feature``; within a quarter of a standard
     deviation of everybody it is "typical"."""
+    label = _label(feature)
     if abs(effect) < 0.25:
-        return f"typical {_label(feature)}"
-    high, low = _NAME_WORDS.get(feature, (f"high {_label(feature)}", f"low {_label(feature)}"))
+        return _TYPICAL.format(label=label)
+    high, low = _NAME_WORDS.get(feature, (_HIGH.format(label=label), _LOW.format(label=label)))
     return high if effect > 0 else low
+
+
+def cluster_name_render(name: str, language: str = "en") -> str:
+    """A cluster's name (as stored, in English) in the reader's language, word by word,
+    e.g. "coupon-driven · occasional" → "爱用券 · 偶购". Unknown words stay in English."""
+    match = _SUFFIX.match(name)
+    if not language.startswith("zh") or not name or match is None:
+        return name
+    words = []
+    for word in match["base"].split(" · "):
+        for template in (_TYPICAL, _HIGH, _LOW):
+            prefix = template.removesuffix("{label}")
+            if word not in _WORDS and word.startswith(prefix):
+                label = word.removeprefix(prefix)
+                words.append(CHINESE[template].format(label=CHINESE.get(label, label)))
+                break
+        else:
+            words.append(CHINESE.get(word, word))
+    return " · ".join(words) + (match["suffix"] or "")
 
 
 def _unique_name(words: list[str], used: set[str]) -> str:

@@ -151,8 +151,8 @@ def test_grades_from_the_composite_and_the_two_thresholds() -> None:
     assert result.grade.tolist() == ["ordinary", "ordinary", "potential", "potential", "core"]
     assert result.counts() == {"core": 1, "potential": 2, "ordinary": 2}
     assert result.policy_version == 3
-    assert result.reasons[4] == ("12-month value in the top 20 % of customers",)
-    assert result.reasons[0] == ("12-month value in the bottom 20 % of customers",)
+    assert result.sentences(4) == ("12-month value in the top 20 % of customers",)
+    assert result.sentences(0) == ("12-month value in the bottom 20 % of customers",)
 
 
 def test_reasons_name_the_inputs_that_weighed_most() -> None:
@@ -172,11 +172,11 @@ def test_reasons_name_the_inputs_that_weighed_most() -> None:
     assert result.percentile["churn_probability"].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert result.composite[4] == pytest.approx(0.8)
     assert result.grade[4] == "core"
-    assert result.reasons[4] == (
+    assert result.sentences(4) == (
         "12-month value in the top 20 % of customers",
         "churn risk in the lowest 20 % of customers",
     )
-    assert result.reasons[0] == (
+    assert result.sentences(0) == (
         "12-month value in the bottom 20 % of customers",
         "churn risk in the highest 20 % of customers",
     )
@@ -200,7 +200,7 @@ def test_a_failed_hard_rule_drops_a_grade_and_says_why() -> None:
     # then
     assert result.grade.tolist()[3:] == ["potential", "potential", "potential"]
     assert result.held_back.tolist() == [False, False, False, False, True, True]
-    assert result.reasons[4][-1] == "held back from core: requires credit score >= 600"
+    assert result.sentences(4)[-1] == "held back from core: requires credit score >= 600"
 
 
 def test_failing_the_rules_of_two_grades_drops_two() -> None:
@@ -216,7 +216,7 @@ def test_failing_the_rules_of_two_grades_drops_two() -> None:
     result = grade(table, policy)
     # then
     assert result.grade.tolist() == ["ordinary", "potential", "ordinary"]
-    assert result.reasons[2][-2:] == (
+    assert result.sentences(2)[-2:] == (
         "held back from core: requires complaints < 1",
         "held back from potential: requires complaints <= 2",
     )
@@ -239,10 +239,10 @@ def test_hysteresis_keeps_customers_near_a_threshold_where_they_were() -> None:
     assert by_id[customer[0.77]] == "potential"  # below the margin: moves
     assert fresh.as_mapping()[customer[0.79]] == "potential"
     assert fresh.as_mapping()[customer[0.81]] == "core"
-    assert result.reasons[79][-1] == (
+    assert result.sentences(79)[-1] == (
         "kept core: score 0.79 is within the 0.02 margin below the core threshold 0.80"
     )
-    assert result.reasons[81][-1] == (
+    assert result.sentences(81)[-1] == (
         "stays potential: score 0.81 has not cleared the core threshold 0.80 by the 0.02 margin"
     )
 
@@ -263,7 +263,10 @@ def test_grades_as_an_arrow_table() -> None:
     # then
     assert table.schema.names == ["customer_id", "grade", "composite", "reasons"]
     assert table.column("grade").to_pylist() == ["ordinary", "core"]
-    assert table.column("reasons").type == pa.list_(pa.string())
+    assert table.column("reasons").type == pa.string()
+    assert [json.loads(r) for r in table.column("reasons").to_pylist()] == [
+        json.loads(result.reasons[i].as_py()) for i in range(2)
+    ]
 
 
 # ---------------------------------------------------------------------- moves
@@ -368,7 +371,7 @@ def test_property_only_the_three_grades_and_composites_in_range(
     assert len(result) == table.num_rows
     assert set(result.grade.tolist()) <= set(GRADES)
     assert np.all((result.composite >= 0) & (result.composite <= 1))
-    assert all(len(lines) >= 1 for lines in result.reasons)
+    assert all(len(result.sentences(i)) >= 1 for i in range(len(result)))
 
 
 _LEVEL = {"ordinary": 0, "potential": 1, "core": 2}

@@ -646,9 +646,7 @@ def cdnow_score() -> ScoreRun:
 # --- reasons in Chinese -------------------------------------------------------------------------
 
 REASON_SOURCES = (
-    "intelligence/purchases.py",
-    "intelligence/pipeline.py",
-    "intelligence/explain.py",
+    "intelligence/reason_texts.py",
     "scoring/services.py",
 )
 
@@ -718,6 +716,41 @@ def test_a_stored_reason_is_shown_in_chinese_on_the_customer_page(lake: Path) ->
     assert render(reason) in english.content.decode()
     with translation.override("zh-hans"):
         assert reasons_render({"p_alive": [reason]}) == {"p_alive": [sentence]}
+
+
+@pytest.mark.django_db
+def test_reasons_stored_by_key_and_the_cluster_name_are_shown_in_chinese(lake: Path) -> None:
+    # given: reasons as the pipeline writes them (by key, labels in both languages)
+    customer = make_customer(name="王芳")
+    run = make_run()
+    grade_reason = {
+        "key": "grade.top",
+        "params": {"label": {"en": "12-month value", "zh-hans": "12 个月价值"}, "share": 8},
+    }
+    value_reason = {"key": "value.spent", "params": {"amount": 3219}}
+    CustomerScore.objects.create(
+        customer=customer,
+        run=run,
+        as_of=run.as_of,
+        grade="core",
+        cluster=2,
+        cluster_name="coupon-driven · occasional",
+        reasons={"grade": [grade_reason], "value": [value_reason]},
+    )
+
+    # when
+    chinese = client_for(SERVICE_AGENT, language="zh-hans").get(f"/customers/{customer.pk}/")
+    english = client_for(SERVICE_AGENT).get(f"/customers/{customer.pk}/")
+
+    # then
+    page = chinese.content.decode()
+    assert "12 个月价值位于全部客户的前 8 %" in page
+    assert "近 12 个月消费 3,219" in page
+    assert "爱用券 · 偶购" in page
+    english_page = english.content.decode()
+    assert "12-month value in the top 8 % of customers" in english_page
+    assert "spent 3,219 in the last 12 months" in english_page
+    assert "coupon-driven · occasional" in english_page
 
 
 # --- in a browser -------------------------------------------------------------------------------
