@@ -25,7 +25,7 @@ $(CURDIR)/.tools/uv/bin/uv:
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	@PY312=$$(scripts/find-python) || exit 1; \
-	  $(UV) sync --frozen --python "$$PY312"
+	  $(UV) sync --frozen --compile-bytecode --python "$$PY312"
 	@touch $@
 
 setup: $(VENV)/.synced launcher

@@ -7,8 +7,9 @@ BG/NBD generator (about 8 per customer), one payment per order (a few chargeback
 and refusals), returns on 6 % of orders, reviews on 20 % with Chinese text, and tickets on 3 %.
 Then runs ``patron.intelligence.pipeline.run`` exactly as ``patron score`` does and prints the
 seconds of every stage. With ``--write`` it also writes the score table into a fresh SQLite
-database the way ``patron score`` does (bulk insert, grade history, lake snapshot) and times
-that (foreign keys off: the synthetic customers have no customer rows). The OLTP extract is not included: ADBC reads about 1M rows in 0.6 s here (DESIGN §9).
+database (or, with ``--database-url``, a fresh PostgreSQL one) the way ``patron score`` does
+(official grades, bulk insert, grade history, commit, lake snapshot) and times each part
+(foreign keys off: the synthetic customers have no customer rows). The OLTP extract is not included: ADBC reads about 1M rows in 0.6 s here (DESIGN §9).
 
 Last line: ``customers=<n> orders=<m> pipeline_seconds=<s> write_seconds=<w>``.
 """
@@ -177,6 +178,11 @@ def main() -> None:
     )
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--write", action="store_true", help="also time the database write-back")
+    parser.add_argument(
+        "--database-url",
+        help="write back into this PostgreSQL database (dropped and made afresh) "
+        "instead of a fresh SQLite file, e.g. postgres://postgres@127.0.0.1:5432/patron_bench",
+    )
     opts = parser.parse_args()
     started = time.perf_counter()
     sources = build(opts.customers)
@@ -198,7 +204,7 @@ def main() -> None:
     print(f"{'pipeline':16} {total:8.2f} s", flush=True)
     write = float("nan")
     if opts.write:
-        write = _write_back(result.scores)
+        write = _write_back(result.scores, opts.database_url)
         print(f"{'write-back':16} {write:8.2f} s")
     print(
         f"customers={opts.customers} orders={sources.orders.num_rows} "
@@ -206,38 +212,69 @@ def main() -> None:
     )
 
 
-def _write_back(scores: pa.Table) -> float:
+def _write_back(scores: pa.Table, database_url: str | None) -> float:
+    """Write the scores as ``patron score`` does, into a fresh SQLite file or, with
+    ``database_url``, a fresh PostgreSQL database; print the time of each part."""
     home = tempfile.mkdtemp(prefix="patron-bench-")
     os.environ["PATRON_HOME"] = home
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patron.settings")
+    if database_url:
+        _fresh_postgres(database_url)
+        os.environ["DATABASE_URL"] = database_url
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", verbosity=0)
-    from django.db import connection
-
-    with connection.cursor() as cursor:  # the synthetic customers have no rows of their own
-        cursor.execute("PRAGMA foreign_keys = OFF")
     from datetime import date
 
-    from django.db import transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from patron.scoring.models import ScoreRun
+    from patron.scoring.services import _official_grades
     from patron.scoring.writeback import grade_history_apply, scores_replace, snapshot_write
 
+    with connection.cursor() as cursor:  # the synthetic customers have no rows of their own
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+        else:
+            cursor.execute("PRAGMA foreign_keys = OFF")
     run_row = ScoreRun.objects.create(as_of=date(2026, 1, 1), started_at=timezone.now())
-    started = time.perf_counter()
-    ids = scores.column("customer_id").to_pylist()
-    grades = dict(zip(ids, scores.column("grade").to_pylist(), strict=True))
+    clock = [time.perf_counter()]
+    parts: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        parts[name] = now - clock[0]
+        clock[0] = now
+
+    table, grades, reasons, _ = _official_grades(scores, {}, regrade=False)
+    lap("grades")
     with transaction.atomic():
-        scores_replace(run_row, scores)
+        scores_replace(run_row, table)
+        lap("scores")
         grade_history_apply(
-            run=run_row, as_of=run_row.as_of, grades=grades, reasons={}, policy_version=1
+            run=run_row, as_of=run_row.as_of, grades=grades, reasons=reasons, policy_version=1
         )
-    snapshot_write(run_row, scores)
-    return time.perf_counter() - started
+        lap("history")
+    lap("commit")
+    snapshot_write(run_row, table)
+    lap("snapshot")
+    print(
+        f"  write-back on {connection.vendor}: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
+    )
+    return sum(parts.values())
+
+
+def _fresh_postgres(url: str) -> None:
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ class PurchaseLog:
     customer_ids: np.ndarray
     days: np.ndarray  # datetime64[D]
     amounts: np.ndarray
-    currencies: np.ndarray
+    currencies: np.ndarray  # codes into currency_names
+    currency_names: pa.Array
 
     def __len__(self) -> int:
         return len(self.customer_ids)
@@ -48,11 +49,13 @@ def purchase_log(orders: pa.Table, *, time_zone: str) -> PurchaseLog:
     placed = pc.cast(bought.column("placed_at"), pa.timestamp("us", tz="UTC"))
     local = pc.local_timestamp(pc.cast(placed, pa.timestamp("us", tz=time_zone)))
     days = pc.cast(local, pa.timestamp("us")).to_numpy().astype("datetime64[D]")
+    currency = pc.dictionary_encode(pc.fill_null(bought.column("currency"), "")).combine_chunks()
     return PurchaseLog(
         customer_ids=bought.column("customer_id").to_numpy(),
         days=days,
         amounts=pc.cast(bought.column("total_amount"), pa.float64()).to_numpy(),
-        currencies=np.asarray(bought.column("currency").to_pylist(), dtype=object),
+        currencies=np.asarray(currency.indices.to_numpy(zero_copy_only=False), dtype=np.int64),
+        currency_names=currency.dictionary,
     )
 
 
@@ -158,13 +161,19 @@ def fit_purchase_models(log: PurchaseLog, cutoff_day: np.datetime64) -> Purchase
     return PurchaseModels(summary, bgnbd, gamma, segments, table)
 
 
-def _last_currency(log: PurchaseLog, cutoff_day: np.datetime64, customers: np.ndarray) -> list[str]:
+def _last_currency(log: PurchaseLog, cutoff_day: np.datetime64, customers: np.ndarray) -> pa.Array:
+    """Each customer's currency of their last purchase before the cut-off (``customers``
+    sorted, every one of them with a purchase then)."""
+    if len(log.currency_names) == 1:  # a shop selling in one currency: nothing to look up
+        return pa.array([log.currency_names[0].as_py()] * len(customers), pa.string())
     before = log.days < cutoff_day
     ids, days, currencies = log.customer_ids[before], log.days[before], log.currencies[before]
     order = np.lexsort((days, ids))
-    last = np.r_[ids[order][1:] != ids[order][:-1], True]
-    mapping = dict(zip(ids[order][last].tolist(), currencies[order][last].tolist(), strict=True))
-    return [str(mapping[c]) for c in customers.tolist()]
+    sorted_ids = ids[order]
+    last = np.r_[sorted_ids[1:] != sorted_ids[:-1], True]
+    position = np.searchsorted(sorted_ids[last], customers)
+    codes = currencies[order][last][position]
+    return pc.cast(log.currency_names.take(pa.array(codes)), pa.string())
 
 
 def _order_values(gamma: GammaGamma | None, s: Summary, log: PurchaseLog) -> np.ndarray:
@@ -204,7 +213,7 @@ def _buyer_table(
             "expected_orders_365d": pa.array(next_365, pa.float64()),
             "expected_order_value": pa.array(order_value, pa.float64()),
             "clv_12m": pa.array(next_365 * order_value, pa.float64()),
-            "currency": pa.array(currencies, pa.string()),
+            "currency": currencies,
             "rfm_r": pa.array(segments.r_score),
             "rfm_f": pa.array(segments.f_score),
             "rfm_m": pa.array(segments.m_score),

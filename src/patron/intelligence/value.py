@@ -262,10 +262,23 @@ def _reasons(
             "alive": alive,
         },
     )
-    counts = np.column_stack([np.rint(helpful), np.rint(positive), np.rint(referrals)])
-    triples, which = np.unique(counts.astype(np.int64), axis=0, return_inverse=True)
-    mouth = rc.pick(which.reshape(-1), [_word_of_mouth(*t) for t in triples.tolist()])
+    # one reason per distinct (votes, positive reviews, referrals): packed into one integer
+    counts = [
+        np.clip(np.rint(c), 0, _COUNT_MAX).astype(np.int64) for c in (helpful, positive, referrals)
+    ]
+    packed = (counts[0] << 42) | (counts[1] << 21) | counts[2]
+    distinct, which = np.unique(packed, return_inverse=True)
+    mouth = rc.pick(
+        which.reshape(-1),
+        [
+            _word_of_mouth(int(k >> 42), int((k >> 21) & _COUNT_MAX), int(k & _COUNT_MAX))
+            for k in distinct
+        ],
+    )
     return rc.listed([spent, headroom, mouth])
+
+
+_COUNT_MAX = (1 << 21) - 1  # counts above two million are shown as that
 
 
 def _word_of_mouth(helpful: int, positive: int, referrals: int) -> str:

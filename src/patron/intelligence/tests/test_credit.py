@@ -134,6 +134,23 @@ def test_credit_model_reports_what_it_learned() -> None:
     assert model.params_["score_scale"]["base_score"] == 600.0
 
 
+def test_beyond_max_rows_a_stratified_sample_is_learned_from() -> None:
+    # given: 2,000 customers and room for 800
+    table, bad, _ = synthetic(2000, seed=1)
+    model = CreditModel(seed=0)
+    model.max_rows = 800
+    # when
+    model.fit(table, bad)
+    # then: 800 rows learned from (600 + 200 held out), the bad share kept
+    info = model.info_
+    assert (info["n_rows"], info["n_train"], info["n_validation"]) == (2000, 600, 200)
+    assert info["n_bad"] == int(bad.sum())
+    assert model.params_["max_rows"] == 800
+    assert model.params_["min_data_in_leaf"] == 6
+    auc = metrics.auc(bad, model.probability(table))
+    assert auc is not None and auc > 0.8
+
+
 def test_credit_model_fit_is_deterministic() -> None:
     # given
     table, bad, _ = synthetic(600, seed=3)
@@ -561,6 +578,32 @@ def test_feature_matrix_picks_numeric_columns_and_maps_nulls_to_nan() -> None:
     assert np.isnan(matrix[1]).all()
     with pytest.raises(ValueError, match="'province' is string, not numeric"):
         feature_matrix(table, ["province"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    matrix=st.lists(
+        st.lists(st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0, 1.0, 3.0]), min_size=5, max_size=5),
+        min_size=1,
+        max_size=20,
+    ),
+    top=st.integers(min_value=0, max_value=6),
+    direction=st.sampled_from([-1, 1]),
+)
+def test_property_top_contributions_are_a_stable_sort_of_each_row(
+    matrix: list[list[float]], top: int, direction: int
+) -> None:
+    # given: many ties (values drawn from a few)
+    points = np.array(matrix)
+    # when
+    columns, top_points = top_contributions(points, top, direction)
+    # then: the same as sorting each row whole, ties in column order
+    signed = points * direction
+    for row, (cols, pts) in enumerate(zip(columns.tolist(), top_points.tolist(), strict=True)):
+        ranked = sorted(range(5), key=lambda j: (-signed[row, j], j))[:top]
+        expected = [j if signed[row, j] > 0 else -1 for j in ranked]
+        assert cols == expected
+        assert pts == [points[row, j] if j >= 0 else 0.0 for j in expected]
 
 
 def test_top_contributions_and_reasons_pick_by_sign_and_size() -> None:

@@ -62,11 +62,13 @@ def test_lists_and_objects_leave_out_what_is_missing() -> None:
     c = pa.array(['{"key":"c"}', '{"key":"c"}', None])
     assert loads(rc.listed([a, b, c])) == [[{"key": "a"}, {"key": "c"}], [{"key": "c"}], []]
     assert loads(rc.listed([a, b], empty=None)) == [[{"key": "a"}], None, None]
-    assert loads(rc.obj({"x": rc.listed([a, b], empty=None), "y": rc.listed([c])})) == [
-        {"x": [{"key": "a"}], "y": [{"key": "c"}]},
+    assert loads(rc.obj({"y": rc.listed([c]), "x": rc.listed([a, b], empty=None)})) == [
+        {"y": [{"key": "c"}], "x": [{"key": "a"}]},
         {"y": [{"key": "c"}]},
         {"y": []},
     ]
+    with pytest.raises(ValueError, match="the first field 'x' is missing on some rows"):
+        rc.obj({"x": rc.listed([a, b], empty=None), "y": rc.listed([c])})
 
 
 def test_pyarrow_skip_join_loses_rows_so_we_do_not_use_it() -> None:
@@ -146,7 +148,7 @@ def test_property_columns_equal_the_reasons_built_one_by_one(
     # when
     column = rc.reason((codes, ("k0", "k1")), {"v": rc.number(values), "t": rc.text(texts)})
     # then: the same as a dict per row, dumped by the standard library
-    expected = []
+    expected: list[dict[str, object] | None] = []
     for value, text, code in rows:
         if code < 0:
             expected.append(None)
