@@ -628,6 +628,16 @@ def _print_report(report: dict[str, Any]) -> None:
         f"{holdout['actual_repeat_transactions']:,}; correlation per customer "
         + _number(holdout["correlation_per_customer"]),
     )
+    pareto = report["pareto_nbd"]
+    table.add_row(
+        "Pareto/NBD",
+        f"r={pareto['r']:.4g} alpha={pareto['alpha']:.4g} s={pareto['s']:.4g} "
+        f"beta={pareto['beta']:.4g} LL={pareto['log_likelihood']:.1f}",
+        f"repeat purchases predicted {pareto['holdout']['predicted_repeat_transactions']:,.0f}; "
+        "correlation per customer "
+        + _number(pareto["holdout"]["correlation_per_customer"])
+        + ("; closer than BG/NBD" if pareto["closer_than_bgnbd"] else "; BG/NBD is closer"),
+    )
     clv = report["clv_error"]
     table.add_row(
         "Gamma-Gamma (CLV)",

@@ -176,12 +176,27 @@ class TrackingOut(Schema):
     actual_cumulative: list[int]
 
 
-class HoldoutOut(Schema):
+class HoldoutFitOut(Schema):
     predicted_repeat_transactions: float
     actual_repeat_transactions: int
     correlation_per_customer: float | None
     mean_absolute_error_per_customer: float
+
+
+class HoldoutOut(HoldoutFitOut):
     tracking: TrackingOut
+
+
+class ParetoNbdOut(Schema):
+    r: float
+    alpha: float
+    s: float
+    beta: float
+    log_likelihood: float
+    holdout: HoldoutFitOut
+    closer_than_bgnbd: bool = Field(
+        description="Pareto/NBD's per-customer holdout error is below BG/NBD's"
+    )
 
 
 class BgNbdOut(Schema):
@@ -268,6 +283,7 @@ class ReportOut(Schema):
     customers: int
     calibration_transactions: int
     bgnbd: BgNbdOut
+    pareto_nbd: ParetoNbdOut = Field(description="Pareto/NBD on the same data, for comparison")
     gamma_gamma: GammaGammaOut
     clv_error: ClvErrorOut
     grade_stability: GradeStabilityOut | None = None

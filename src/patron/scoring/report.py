@@ -30,6 +30,7 @@ from patron.intelligence import grading
 from patron.intelligence.labels import bad_outcomes, churned
 from patron.intelligence.metrics import auc, brier, calibration_table, ks
 from patron.intelligence.models.btyd import BetaGeo, GammaGamma, compress_rows, rfm_summary
+from patron.intelligence.models.pareto import ParetoNBD
 from patron.intelligence.pipeline import Result, run
 from patron.intelligence.purchases import PurchaseLog, purchase_log
 from patron.intelligence.sources import Sources
@@ -72,6 +73,18 @@ def _holdout_counts(
     return out, offsets
 
 
+def _holdout_fit(predicted: np.ndarray, actual: np.ndarray) -> dict[str, Any]:
+    """Predicted against actual repeat purchases in the holdout, in total and per customer."""
+    return {
+        "predicted_repeat_transactions": float(predicted.sum()),
+        "actual_repeat_transactions": int(actual.sum()),
+        "correlation_per_customer": (
+            float(np.corrcoef(predicted, actual)[0, 1]) if actual.std() > 0 else None
+        ),
+        "mean_absolute_error_per_customer": float(np.abs(predicted - actual).mean()),
+    }
+
+
 def _btyd(log: PurchaseLog, split: Split) -> dict[str, Any]:
     start = np.datetime64(split.as_of, "D")
     end = np.datetime64(split.holdout_end, "D")
@@ -88,7 +101,6 @@ def _btyd(log: PurchaseLog, split: Split) -> dict[str, Any]:
     f, r, t = summary.frequency, summary.recency, summary.T
     predicted = bgnbd.conditional_expected_purchases(horizon, f, r, t)
     actual, offsets = _holdout_counts(log.customer_ids, log.days, start, end, summary.customer_id)
-    correlation = float(np.corrcoef(predicted, actual)[0, 1]) if actual.std() > 0 else None
     spend = gamma.conditional_expected_average_value(f, summary.monetary_value)
     shop_mean = float(np.nanmean(summary.monetary_value[repeaters])) if repeaters.any() else 0.0
     spend = np.where(np.isfinite(spend), spend, shop_mean)
@@ -112,6 +124,8 @@ def _btyd(log: PurchaseLog, split: Split) -> dict[str, Any]:
         position[known], weights=log.amounts[in_window][known], minlength=len(summary)
     )
     predicted_spend = predicted * spend
+    pareto = ParetoNBD().fit(x, t_x, big_t, weights=weights)
+    pareto_predicted = pareto.conditional_expected_purchases(horizon, f, r, t)
     return {
         "customers": len(summary),
         "calibration_transactions": int(summary.frequency.sum() + len(summary)),
@@ -119,16 +133,21 @@ def _btyd(log: PurchaseLog, split: Split) -> dict[str, Any]:
             **{k: float(v) for k, v in bgnbd.params_.items()},
             "log_likelihood": float(bgnbd.log_likelihood_),
             "holdout": {
-                "predicted_repeat_transactions": float(predicted.sum()),
-                "actual_repeat_transactions": int(actual.sum()),
-                "correlation_per_customer": correlation,
-                "mean_absolute_error_per_customer": float(np.abs(predicted - actual).mean()),
+                **_holdout_fit(predicted, actual),
                 "tracking": {
                     "days": points,
                     "predicted_cumulative": cumulative_predicted,
                     "actual_cumulative": cumulative_actual,
                 },
             },
+        },
+        "pareto_nbd": {
+            **{k: float(v) for k, v in pareto.params_.items()},
+            "log_likelihood": float(pareto.log_likelihood_),
+            "holdout": _holdout_fit(pareto_predicted, actual),
+            "closer_than_bgnbd": bool(
+                np.abs(pareto_predicted - actual).mean() < np.abs(predicted - actual).mean()
+            ),
         },
         "gamma_gamma": {
             **{k: float(v) for k, v in gamma.params_.items()},

@@ -374,6 +374,11 @@ def test_report_reproduces_the_paper_on_cdnow(lake: Path) -> None:
     gamma = report["gamma_gamma"]
     assert (gamma["p"], gamma["q"], gamma["gamma"]) == pytest.approx((6.25, 3.74, 15.44), rel=5e-3)
     assert report["bgnbd"]["holdout"]["actual_repeat_transactions"] == 1882
+    pareto = report["pareto_nbd"]
+    assert (pareto["r"], pareto["alpha"], pareto["s"], pareto["beta"]) == pytest.approx(
+        (0.553, 10.578, 0.606, 11.669), rel=1e-3
+    )
+    assert isinstance(pareto["closer_than_bgnbd"], bool)
     tracking = report["bgnbd"]["holdout"]["tracking"]
     assert len(tracking["days"]) == len(tracking["predicted_cumulative"]) == 55
     assert report["churn"]["calibration"][0].keys() == {

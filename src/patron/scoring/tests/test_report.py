@@ -28,6 +28,10 @@ PUBLISHED = {
 }
 
 
+#: Fader, Hardie & Lee (2005), "A Note on Implementing the Pareto/NBD Model in MATLAB".
+PUBLISHED_PARETO = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+
+
 def test_cdnow_back_test_reproduces_the_paper(lake: Path) -> None:
     # given
     path = shared_data("cdnow", "CDNOW_sample.txt")
@@ -44,6 +48,15 @@ def test_cdnow_back_test_reproduces_the_paper(lake: Path) -> None:
     holdout = report["bgnbd"]["holdout"]
     assert holdout["actual_repeat_transactions"] == 1882
     assert holdout["correlation_per_customer"] == pytest.approx(0.626, abs=1e-3)
+    # Pareto/NBD beside it: the published estimates, and nearly the same forecast
+    pareto = report["pareto_nbd"]
+    for name, value in PUBLISHED_PARETO.items():
+        assert pareto[name] == pytest.approx(value, rel=1e-3), name
+    assert pareto["log_likelihood"] == pytest.approx(-9594.98, abs=0.05)
+    assert pareto["holdout"]["predicted_repeat_transactions"] == pytest.approx(
+        holdout["predicted_repeat_transactions"], rel=0.02
+    )
+    assert pareto["holdout"]["actual_repeat_transactions"] == 1882
 
 
 def test_report_refuses_when_there_is_nothing_to_fit(lake: Path) -> None:

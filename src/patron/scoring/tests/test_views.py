@@ -361,6 +361,8 @@ def test_report_page_draws_every_section_for_cdnow(lake: Path) -> None:
     for name, value in {"r": "0.2426", "alpha": "4.4136", "a": "0.7929", "b": "2.4259"}.items():
         assert f'data-testid="param-{name}">{value}<' in page
     assert 'data-testid="param-ll">-9582.4<' in page
+    assert 'data-testid="report-pareto"' in page
+    assert 'data-testid="pareto-predicted">1666<' in page  # beside BG/NBD's 1,653
     assert 'data-testid="param-p">6.2496<' in page
     assert "Repeat purchases 1,653 1,882 0.626" in text
     assert "Credit score Model scorecard AUC — KS —" in text
