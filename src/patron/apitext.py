@@ -24,6 +24,9 @@ TEXT = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
 WORD = r"^[^\s\x00\x1c-\x1f\x85]*$"
 #: A code: letters, digits, dash and underscore.
 SLUG = r"^[-a-zA-Z0-9_]+$"
+#: The largest id a database row can have (BIGINT): an integer query or path value must say
+#: its bounds, or the fuzzer's 1.5e+167 (an integer to JSON Schema) is "valid" and refused.
+MAX_ID = 2**63 - 1
 
 
 # ---------------------------------------------------------------------- dates as text

@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from patron.apitext import NO_NUL, TEXT, DateTimeText
+from patron.apitext import MAX_ID, NO_NUL, TEXT, DateTimeText
 from patron.customer.api import ErrorOut
 from patron.risk import detect, selectors, services
 from patron.risk.models import DetectionRun, RiskRule
@@ -193,7 +193,7 @@ class AlertParams(Schema):
     severity: Literal["", "low", "medium", "high"] = ""
     rule: str = Field("", max_length=60, pattern=NO_NUL)
     source: Literal["", "rule", "model"] = ""
-    customer_id: int | None = None
+    customer_id: int | None = Field(None, ge=1, le=MAX_ID)
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
@@ -267,7 +267,7 @@ class BlacklistIn(Schema):
 
 class BlacklistParams(Schema):
     status: Literal["", "proposed", "confirmed", "active", "rejected", "lifted"] = ""
-    customer_id: int | None = None
+    customer_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
 def _blacklist_out(user: Any, entry_id: int, customer_id: int) -> selectors.BlacklistView:
@@ -372,7 +372,7 @@ class AppealParams(Schema):
     status: Literal["live", "all", "open", "in_review", "upheld", "overturned"] = Field(
         "live", description="live (open or in review), all, or one status"
     )
-    customer_id: int | None = None
+    customer_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
 class AppealDecisionIn(Schema):
