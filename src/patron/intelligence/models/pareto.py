@@ -74,18 +74,28 @@ def _log_tail(
     return np.log(series) - (r + x - 1.0) * np.log(alpha + t) - (s + 1.0) * np.log(beta + t)
 
 
-def _log_likelihood(
+def _log_terms(
     params: tuple[float, float, float, float], x: FloatArray, t_x: FloatArray, T: FloatArray
-) -> FloatArray:
-    """Each row's log-likelihood, the note's eq. (1):
-    ``Γ(r+x) α^r β^s / Γ(r) · [1/((α+T)^(r+x) (β+T)^s) + s/(r+s+x) · A0]``."""
+) -> tuple[FloatArray, FloatArray]:
+    """The two terms of the bracket in the note's eq. (1), in logs: still active at ``T``,
+    ``1/((α+T)^(r+x) (β+T)^s)``, and dropped out before, ``s/(r+s+x) · A0``. Their ratio is
+    the odds of being alive (eq. 4)."""
     r, alpha, s, beta = params
     at_end = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
     upper, lower = _log_tail(r, alpha, s, beta, x, t_x), _log_tail(r, alpha, s, beta, x, T)
     # A0 = exp(upper) - exp(lower) > 0: t_x <= T, and the term falls with t
     with np.errstate(divide="ignore"):
         log_a0 = upper + np.log1p(-np.exp(np.minimum(lower - upper, 0.0)))
-    dropped = np.log(s) - np.log(r + s + x) + log_a0
+    return at_end, np.log(s) - np.log(r + s + x) + log_a0
+
+
+def _log_likelihood(
+    params: tuple[float, float, float, float], x: FloatArray, t_x: FloatArray, T: FloatArray
+) -> FloatArray:
+    """Each row's log-likelihood, the note's eq. (1):
+    ``Γ(r+x) α^r β^s / Γ(r) · [1/((α+T)^(r+x) (β+T)^s) + s/(r+s+x) · A0]``."""
+    r, alpha, s, beta = params
+    at_end, dropped = _log_terms(params, x, t_x, T)
     return (
         special.gammaln(r + x)
         - special.gammaln(r)
@@ -159,15 +169,9 @@ class ParetoNBD:
     ) -> FloatArray:
         """P(still active at ``T`` | x, t_x, T), the note's eq. (4):
         ``1 / (1 + s/(r+s+x) · (α+T)^(r+x) (β+T)^s · A0)``."""
-        r, alpha, s, beta = self._params()
         x, t_x, t_end = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
-        at_end = -(r + x) * np.log(alpha + t_end) - s * np.log(beta + t_end)
-        upper = _log_tail(r, alpha, s, beta, x, t_x)
-        lower = _log_tail(r, alpha, s, beta, x, t_end)
-        with np.errstate(divide="ignore"):
-            log_a0 = upper + np.log1p(-np.exp(np.minimum(lower - upper, 0.0)))
-        log_odds_dead = np.log(s) - np.log(r + s + x) + log_a0 - at_end
-        return np.asarray(special.expit(-log_odds_dead), dtype=np.float64)
+        at_end, dropped = _log_terms(self._params(), x, t_x, t_end)
+        return np.asarray(special.expit(at_end - dropped), dtype=np.float64)
 
     def expected_purchases(self, t: npt.ArrayLike) -> FloatArray:
         """Expected purchases of a new customer in ``(0, t]``:
