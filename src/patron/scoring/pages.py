@@ -25,7 +25,11 @@ from patron.account.services import require_permission
 from patron.commerce.models import Order
 from patron.errors import NotFound, ValidationFailed
 from patron.intelligence import grading
-from patron.intelligence.models.clusters import cluster_name_render
+from patron.intelligence.models.clusters import (
+    cluster_name_render,
+    profile_traits_render,
+    tree_rules_render,
+)
 from patron.scoring.models import CustomerScore, Grade, GradePolicy, ScoreRun
 from patron.scoring.policies import policy_active, policy_parse, policy_preview
 
@@ -189,21 +193,22 @@ def _cluster_overview() -> ClusterOverview | None:
     summary = run.parameters.get("clusters") or {}
     k = int(summary.get("k") or 0)
     profiles = run.summary.get("clusters") or summary.get("profiles") or []
+    language = get_language() or "en"
     return ClusterOverview(
         run_id=run.pk,
         as_of=run.as_of,
         k=k,
         silhouette=_finite((summary.get("silhouette") or {}).get(str(k))),
         tree_fidelity=_finite(summary.get("tree_fidelity")),
-        tree_rules=tuple(str(rule) for rule in summary.get("tree_rules") or ()),
+        tree_rules=tuple(tree_rules_render(summary, language)),
         profiles=tuple(
             ClusterProfileView(
                 cluster=int(p["cluster"]),
-                name=cluster_name_render(str(p.get("name", "")), get_language() or "en"),
+                name=cluster_name_render(str(p.get("name", "")), language),
                 size=int(p.get("size", 0)),
                 share=float(p.get("share", 0.0)),
                 distinctive=tuple(p.get("distinctive") or ()),
-                traits=tuple(p.get("traits") or ()),
+                traits=tuple(profile_traits_render(p, language)),
             )
             for p in profiles
         ),
@@ -414,8 +419,18 @@ def report_build(*, user: Any, as_of: date, holdout_days: int) -> dict[str, Any]
     if not 1 <= holdout_days <= MAX_HOLDOUT_DAYS:
         raise ValidationFailed(f"holdout_days: must be between 1 and {MAX_HOLDOUT_DAYS}")
     try:
-        return models_report(as_of=as_of, holdout_days=holdout_days)
+        report = models_report(as_of=as_of, holdout_days=holdout_days)
     except ValueError as error:
         # The intelligence library raises ValueError for data it cannot fit (too few
         # purchases before the cut-off, …): bad input for this request, not a server fault.
         raise ValidationFailed(f"the models cannot be fitted as of {as_of}: {error}") from error
+    language = get_language() or "en"
+    report["clusters"] = [
+        {
+            **profile,
+            "name": cluster_name_render(str(profile.get("name", "")), language),
+            "traits": profile_traits_render(profile, language),
+        }
+        for profile in report.get("clusters") or []
+    ]
+    return report

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +155,53 @@ _K_CANDIDATES = range(3, 8)
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """A cluster's value of a feature against everybody's (its median, or its average when
+    the medians are equal): one trait of a cluster, before it is put into words."""
+
+    feature: str
+    value: float
+    typical: float
+    statistic: str = "median"  # or "average"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "value": _finite_or_none(self.value),
+            "typical": _finite_or_none(self.typical),
+            "statistic": self.statistic,
+        }
+
+
+@dataclass(frozen=True)
+class TreeLeaf:
+    """One rule of the explaining tree: the bounds that lead to a leaf, the cluster it
+    predicts, how many customers reach it and the share of them in that cluster."""
+
+    conditions: tuple[tuple[str, float, float, bool], ...]  # feature, low, high, integer data
+    cluster: int
+    name: str
+    support: int
+    purity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "conditions": [
+                [f, _finite_or_none(low), _finite_or_none(high), integer]
+                for f, low, high, integer in self.conditions
+            ],
+            "cluster": self.cluster,
+            "name": self.name,
+            "support": self.support,
+            "purity": self.purity,
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
 class ClusterProfile:
     """What a cluster is, for people.
 
@@ -173,6 +220,9 @@ class ClusterProfile:
         measured by the standardised distance of the cluster's mean from the overall mean.
     traits : tuple of str
         The same three in plain words, e.g. ``"spend 3.2× the median"``.
+    comparisons : tuple of Comparison
+        What the traits say, as numbers, so they can be worded in any language
+        (:func:`describe_difference`).
     """
 
     cluster: int
@@ -182,6 +232,7 @@ class ClusterProfile:
     medians: dict[str, float]
     distinctive: tuple[str, ...]
     traits: tuple[str, ...]
+    comparisons: tuple[Comparison, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (a median nobody has becomes ``None``)."""
@@ -193,6 +244,7 @@ class ClusterProfile:
             "medians": {k: (v if math.isfinite(v) else None) for k, v in self.medians.items()},
             "distinctive": list(self.distinctive),
             "traits": list(self.traits),
+            "comparisons": [c.to_dict() for c in self.comparisons],
         }
 
 
@@ -210,12 +262,15 @@ class ClusterTree:
         One line per leaf, e.g. ``"spend > 1,200 and orders ≥ 5 → cluster 2 (…)"``.
     features : tuple of str
         The tree's input columns, in order.
+    leaves : tuple of TreeLeaf
+        The same rules as data (:func:`tree_rule_text` words them in a language).
     """
 
     model: DecisionTreeClassifier
     fidelity: float
     rules: tuple[str, ...]
     features: tuple[str, ...]
+    leaves: tuple[TreeLeaf, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -358,6 +413,7 @@ class CustomerClusters:
             "silhouette": {str(k): v for k, v in self.silhouette_.items()},
             "tree_fidelity": self.tree_.fidelity,
             "tree_rules": list(self.tree_.rules),
+            "tree_leaves": [leaf.to_dict() for leaf in self.tree_.leaves],
             "profiles": [p.to_dict() for p in self.profiles_],
         }
 
@@ -432,8 +488,14 @@ class CustomerClusters:
         tree.fit(filled[rows], labels[rows])
         fidelity = float(np.mean(tree.predict(filled) == labels))
         names = {p.cluster: p.name for p in self.profiles_}
-        rules = _tree_rules(tree, filled, labels, self.n_clusters_, self.features_, names)
-        return ClusterTree(model=tree, fidelity=fidelity, rules=rules, features=self.features_)
+        leaves = _tree_leaves(tree, filled, labels, self.n_clusters_, self.features_, names)
+        return ClusterTree(
+            model=tree,
+            fidelity=fidelity,
+            rules=tuple(tree_rule_text(leaf) for leaf in leaves),
+            features=self.features_,
+            leaves=leaves,
+        )
 
 
 # ---------------------------------------------------------------------- transforms
@@ -497,8 +559,13 @@ def _sample_rows(n: int, cap: int, rng: np.random.Generator) -> IntArray:
 # ---------------------------------------------------------------------- wording
 
 
-def _label(feature: str) -> str:
-    return _LABELS.get(feature, feature.replace("_", " "))
+def _label(feature: str, language: str = "en") -> str:
+    label = _LABELS.get(feature, feature.replace("_", " "))
+    return CHINESE.get(label, label) if _is_chinese(language) else label
+
+
+def _is_chinese(language: str) -> bool:
+    return language.startswith("zh")
 
 
 def _is_rate(feature: str) -> bool:
@@ -515,34 +582,110 @@ def _number(value: float) -> str:
 
 
 def _ratio(ratio: float) -> str:
-    return f"{ratio:.1f}×" if ratio < 10 else f"{ratio:.0f}×"
+    return f"{ratio:.1f}" if ratio < 10 else f"{ratio:.0f}"
+
+
+#: The sentences of :func:`describe_difference`, English and Chinese.
+_DIFFERENCE: dict[str, tuple[str, str]] = {
+    "rate": ("{label} {value} % vs {typical} % typical", "{label} {value} %，一般为 {typical} %"),
+    "longer": ("{label} {ratio}× longer than typical", "{label}为一般的 {ratio} 倍"),
+    "shorter": ("{label} {ratio}× shorter than typical", "{label}仅为一般的 1/{ratio}"),
+    "times": ("{label} {ratio}× the {statistic}", "{label}为{statistic}的 {ratio} 倍"),
+    "below": ("{label} {percent} % below the {statistic}", "{label}比{statistic}低 {percent} %"),
+    "vs": ("{label} {value} vs {typical} typical", "{label} {value}，一般为 {typical}"),
+    "averages": (
+        "{label} averages {value} vs {typical} typical",
+        "{label}平均 {value}，一般为 {typical}",
+    ),
+}
+_STATISTIC_ZH = {"median": "中位数", "average": "平均值"}
 
 
 def describe_difference(
-    feature: str, cluster_value: float, typical: float, *, statistic: str = "median"
+    feature: str,
+    cluster_value: float,
+    typical: float,
+    *,
+    statistic: str = "median",
+    language: str = "en",
 ) -> str:
     """One plain-words line comparing a cluster's value of a feature with everybody's.
 
     Examples: ``"spend 3.2× the median"``, ``"recency 4.0× longer than typical"``,
-    ``"return rate 18 % vs 5 % typical"``, ``"complaints 2 vs 0 typical"``. ``statistic`` is
-    ``"median"`` or ``"average"`` (used when the medians are equal, e.g. counts that are
-    mostly zero).
+    ``"return rate 18 % vs 5 % typical"``, ``"complaints 2 vs 0 typical"``; in Chinese
+    (``language="zh-hans"``) ``"消费为中位数的 3.2 倍"``. ``statistic`` is ``"median"`` or
+    ``"average"`` (used when the medians are equal, e.g. counts that are mostly zero).
     """
-    label = _label(feature)
+    chinese = _is_chinese(language)
+    words = {
+        "label": _label(feature, language),
+        "statistic": _STATISTIC_ZH.get(statistic, statistic) if chinese else statistic,
+    }
     if _is_rate(feature):
-        return f"{label} {100 * cluster_value:.0f} % vs {100 * typical:.0f} % typical"
-    if typical > 0 and cluster_value > 0:
+        kind = "rate"
+        words.update(value=f"{100 * cluster_value:.0f}", typical=f"{100 * typical:.0f}")
+    elif typical > 0 and cluster_value > 0:
         ratio = cluster_value / typical
         is_days = feature.endswith(_DAY_SUFFIX)
         if ratio >= 1.0:
-            if is_days:
-                return f"{label} {_ratio(ratio)} longer than typical"
-            return f"{label} {_ratio(ratio)} the {statistic}"
-        if is_days:
-            return f"{label} {_ratio(1 / ratio)} shorter than typical"
-        return f"{label} {100 * (1 - ratio):.0f} % below the {statistic}"
-    verb = "" if statistic == "median" else "averages "
-    return f"{label} {verb}{_number(cluster_value)} vs {_number(typical)} typical"
+            kind = "longer" if is_days else "times"
+            words["ratio"] = _ratio(ratio)
+        elif is_days:
+            kind = "shorter"
+            words["ratio"] = _ratio(1 / ratio)
+        else:
+            kind = "below"
+            words["percent"] = f"{100 * (1 - ratio):.0f}"
+    else:
+        kind = "vs" if statistic == "median" else "averages"
+        words.update(value=_number(cluster_value), typical=_number(typical))
+    return _DIFFERENCE[kind][chinese].format(**words)
+
+
+def profile_traits_render(profile: Mapping[str, Any], language: str = "en") -> list[str]:
+    """A stored cluster profile's traits in the reader's language (profiles stored before
+    their comparisons were keep their English traits)."""
+    comparisons = profile.get("comparisons")
+    if not comparisons:
+        return [str(trait) for trait in profile.get("traits") or ()]
+    return [
+        describe_difference(
+            str(c["feature"]),
+            _nan_if_none(c.get("value")),
+            _nan_if_none(c.get("typical")),
+            statistic=str(c.get("statistic") or "median"),
+            language=language,
+        )
+        for c in comparisons
+    ]
+
+
+def tree_rules_render(summary: Mapping[str, Any], language: str = "en") -> list[str]:
+    """A stored cluster summary's tree rules in the reader's language (summaries stored
+    before the rules were kept as data keep their English lines)."""
+    leaves = summary.get("tree_leaves")
+    if not leaves:
+        return [str(rule) for rule in summary.get("tree_rules") or ()]
+    return [
+        tree_rule_text(
+            TreeLeaf(
+                conditions=tuple(
+                    (str(f), _nan_if_none(low, -np.inf), _nan_if_none(high, np.inf), bool(i))
+                    for f, low, high, i in leaf["conditions"]
+                ),
+                cluster=int(leaf["cluster"]),
+                name=str(leaf.get("name") or ""),
+                support=int(leaf["support"]),
+                purity=float(leaf["purity"]),
+            ),
+            language,
+        )
+        for leaf in leaves
+    ]
+
+
+def _nan_if_none(value: Any, default: float = float("nan")) -> float:
+    return default if value is None else float(value)
 
 
 def _profiles(
@@ -558,14 +701,12 @@ def _profiles(
         medians, means, effect = cluster_median[c], cluster_mean[c], effects[c]
         # effect: distance of the cluster's centre from everybody's, in standard deviations
         top = [int(j) for j in np.argsort(-np.abs(effect), kind="stable")[:3]]
-        traits: list[str] = []
-        for j in top:
-            if medians[j] != overall_median[j] or not np.isfinite(medians[j]):
-                traits.append(describe_difference(features[j], medians[j], overall_median[j]))
-            else:
-                traits.append(
-                    describe_difference(features[j], means[j], overall_mean[j], statistic="average")
-                )
+        comparisons = tuple(
+            Comparison(features[j], medians[j], overall_median[j])
+            if medians[j] != overall_median[j] or not np.isfinite(medians[j])
+            else Comparison(features[j], means[j], overall_mean[j], "average")
+            for j in top
+        )
         words = [_name_word(features[j], effect[j]) for j in top]
         name = _unique_name(words, used_names)
         used_names.add(name)
@@ -577,7 +718,11 @@ def _profiles(
                 share=size / n,
                 medians={f: float(medians[j]) for j, f in enumerate(features)},
                 distinctive=tuple(features[j] for j in top),
-                traits=tuple(traits),
+                traits=tuple(
+                    describe_difference(c.feature, c.value, c.typical, statistic=c.statistic)
+                    for c in comparisons
+                ),
+                comparisons=comparisons,
             )
         )
     return tuple(profiles)
@@ -742,8 +887,10 @@ def _threshold_text(feature: str, value: float) -> str:
     return f"{100 * value:.0f} %" if _is_rate(feature) else _number(value)
 
 
-def _condition(feature: str, is_left: bool, threshold: float, is_integer: bool) -> str:
-    label = _label(feature)
+def _condition(
+    feature: str, is_left: bool, threshold: float, is_integer: bool, language: str = "en"
+) -> str:
+    label = _label(feature, language)
     if is_integer and np.isfinite(threshold) and not _is_rate(feature):
         # integer data split between n and n+1: "orders ≤ 3" / "orders ≥ 4"
         cut = float(np.floor(threshold))
@@ -752,29 +899,28 @@ def _condition(feature: str, is_left: bool, threshold: float, is_integer: bool) 
     return f"{label} ≤ {text}" if is_left else f"{label} > {text}"
 
 
-def _tree_rules(
+def _tree_leaves(
     tree: DecisionTreeClassifier,
     filled: FloatArray,
     labels: IntArray,
     k: int,
     features: Sequence[str],
     names: dict[int, str],
-) -> tuple[str, ...]:
-    """One line per leaf, left to right, with support and purity measured on all customers.
+) -> tuple[TreeLeaf, ...]:
+    """One rule per leaf, left to right, with support and purity measured on all customers.
 
     A subtree whose leaves all predict the same cluster is read as one leaf, and bounds on
-    the same feature along a path are merged, so each line is as short as it can be.
+    the same feature along a path are merged, so each rule is as short as it can be.
     """
     structure = tree.tree_
     classes = np.asarray(tree.classes_, dtype=np.int64)
     is_integer = np.all(filled == np.round(filled), axis=0)
     paths = tree.decision_path(filled).tocsc()
-    onehot_rows = np.arange(labels.size)
     # customers per node and cluster, over the whole table (the tree may be fit on a sample)
     node_counts = np.zeros((structure.node_count, k), dtype=np.int64)
     for node in range(structure.node_count):
         members = paths.indices[paths.indptr[node] : paths.indptr[node + 1]]
-        node_counts[node] = np.bincount(labels[onehot_rows[members]], minlength=k)
+        node_counts[node] = np.bincount(labels[members], minlength=k)
 
     def leaf_classes(node: int) -> set[int]:
         left, right = structure.children_left[node], structure.children_right[node]
@@ -782,7 +928,7 @@ def _tree_rules(
             return {int(classes[int(np.argmax(structure.value[node][0]))])}
         return leaf_classes(left) | leaf_classes(right)
 
-    rules: list[str] = []
+    leaves: list[TreeLeaf] = []
 
     def walk(node: int, bounds: dict[int, tuple[float, float]]) -> None:
         predicted = leaf_classes(node)
@@ -790,16 +936,17 @@ def _tree_rules(
             cluster = predicted.pop()
             counts = node_counts[node]
             support = int(counts.sum())
-            purity = counts[cluster] / support if support else 0.0
-            conditions = [
-                _bounds_text(features[j], low, high, bool(is_integer[j]))
-                for j, (low, high) in bounds.items()
-            ]
-            head = " and ".join(conditions) if conditions else "everyone"
-            name = names.get(cluster, "")
-            rules.append(
-                f"{head} → cluster {cluster} ({name}; {support:,} customers, "
-                f"{100 * purity:.0f} % of them in it)"
+            leaves.append(
+                TreeLeaf(
+                    conditions=tuple(
+                        (features[j], low, high, bool(is_integer[j]))
+                        for j, (low, high) in bounds.items()
+                    ),
+                    cluster=cluster,
+                    name=names.get(cluster, ""),
+                    support=support,
+                    purity=float(counts[cluster] / support) if support else 0.0,
+                )
             )
             return
         j = int(structure.feature[node])
@@ -809,14 +956,42 @@ def _tree_rules(
         walk(int(structure.children_right[node]), {**bounds, j: (max(low, threshold), high)})
 
     walk(0, {})
-    return tuple(rules)
+    return tuple(leaves)
 
 
-def _bounds_text(feature: str, low: float, high: float, is_integer: bool) -> str:
+#: A tree rule's words, English and Chinese.
+_RULE = (
+    "{head} → cluster {cluster} ({name}; {support:,} customers, {purity:.0f} % of them in it)",
+    "{head} → 第 {cluster} 群组（{name}；{support:,} 位客户，其中 {purity:.0f} % 属于该群组）",
+)
+_AND = (" and ", " 且 ")
+_EVERYONE = ("everyone", "所有客户")
+
+
+def tree_rule_text(leaf: TreeLeaf, language: str = "en") -> str:
+    """A tree rule in words, e.g. ``"spend > 1,200 and orders ≥ 5 → cluster 2 (high spend;
+    1,234 customers, 91 % of them in it)"``."""
+    chinese = _is_chinese(language)
+    conditions = [
+        _bounds_text(feature, low, high, integer, language)
+        for feature, low, high, integer in leaf.conditions
+    ]
+    return _RULE[chinese].format(
+        head=_AND[chinese].join(conditions) if conditions else _EVERYONE[chinese],
+        cluster=leaf.cluster,
+        name=cluster_name_render(leaf.name, language),
+        support=leaf.support,
+        purity=100 * leaf.purity,
+    )
+
+
+def _bounds_text(
+    feature: str, low: float, high: float, is_integer: bool, language: str = "en"
+) -> str:
     if np.isfinite(low) and np.isfinite(high):
-        lower = _condition(feature, False, low, is_integer)
-        upper = _condition(feature, True, high, is_integer)
-        return f"{lower} and {upper.removeprefix(_label(feature) + ' ')}"
+        lower = _condition(feature, False, low, is_integer, language)
+        upper = _condition(feature, True, high, is_integer, language)
+        return f"{lower}{_AND[_is_chinese(language)]}{upper.removeprefix(_label(feature, language) + ' ')}"
     if np.isfinite(high):
-        return _condition(feature, True, high, is_integer)
-    return _condition(feature, False, low, is_integer)
+        return _condition(feature, True, high, is_integer, language)
+    return _condition(feature, False, low, is_integer, language)

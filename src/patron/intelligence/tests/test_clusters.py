@@ -13,6 +13,9 @@ from patron.intelligence.models.clusters import (
     DEFAULT_CLUSTER_FEATURES,
     CustomerClusters,
     describe_difference,
+    profile_traits_render,
+    tree_rule_text,
+    tree_rules_render,
 )
 
 GROUP_SIZE = 60
@@ -259,3 +262,74 @@ def test_large_tables_use_mini_batches_and_find_the_same_groups(
     # then
     assert type(model._model).__name__ == "MiniBatchKMeans"
     assert model.labels_.tolist() == table.column("group").to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("feature", "cluster_value", "typical", "statistic", "expected"),
+    [
+        ("spend", 320.0, 100.0, "median", "消费为中位数的 3.2 倍"),
+        ("spend", 25.0, 100.0, "median", "消费比中位数低 75 %"),
+        ("spend", 30.0, 100.0, "average", "消费比平均值低 70 %"),
+        ("recency_days", 200.0, 50.0, "median", "距上次购买为一般的 4.0 倍"),
+        ("recency_days", 10.0, 50.0, "median", "距上次购买仅为一般的 1/5.0"),
+        ("return_rate", 0.18, 0.05, "median", "退货率 18 %，一般为 5 %"),
+        ("complaints", 2.0, 0.0, "median", "投诉数 2，一般为 0"),
+        ("complaints", 1.4, 0.0, "average", "投诉数平均 1.4，一般为 0"),
+        ("loyalty_points", 4500.0, 300.0, "median", "loyalty points为中位数的 15 倍"),
+    ],
+)
+def test_differences_in_chinese(
+    feature: str, cluster_value: float, typical: float, statistic: str, expected: str
+) -> None:
+    assert (
+        describe_difference(
+            feature, cluster_value, typical, statistic=statistic, language="zh-hans"
+        )
+        == expected
+    )
+
+
+def test_stored_profiles_and_tree_rules_read_in_either_language() -> None:
+    # given: a fitted model's summary as a run stores it (JSON)
+    model = CustomerClusters(random_state=0).fit(_three_groups())
+    summary = json.loads(json.dumps(model.summary()))
+    lapsed = summary["profiles"][0]
+    # when / then: in English the stored data reads as the model's own lines
+    assert profile_traits_render(lapsed) == list(model.profiles_[0].traits)
+    assert tree_rules_render(summary) == list(model.tree_.rules)
+    # in Chinese, every trait and rule is worded anew
+    assert profile_traits_render(lapsed, "zh-hans") == [
+        "距上次购买为一般的 13 倍",
+        "客龄为一般的 1.9 倍",
+        "消费比中位数低 79 %",
+    ]
+    assert tree_rules_render(summary, "zh-hans") == [
+        "退货率 ≤ 18 % 且 距上次购买 ≤ 170 → 第 2 群组（大单 · 高消费；60 位客户，其中 100 % 属于该群组）",
+        "退货率 ≤ 18 % 且 距上次购买 > 170 → 第 0 群组（久未购买 · 老客户；60 位客户，其中 100 % 属于该群组）",
+        "退货率 > 18 % → 第 1 群组（退货多 · 近期购买；60 位客户，其中 100 % 属于该群组）",
+    ]
+
+
+def test_profiles_and_rules_stored_as_lines_only_keep_their_lines() -> None:
+    # given: a run stored before the traits and rules were kept as data
+    profile = {"cluster": 0, "name": "low spend", "traits": ["spend 57 % below the median"]}
+    summary = {
+        "tree_rules": ["spend ≤ 29.4 → cluster 0 (low spend; 12 customers, 99 % of them in it)"]
+    }
+    # then: they read as stored, whatever the language
+    assert profile_traits_render(profile, "zh-hans") == ["spend 57 % below the median"]
+    assert tree_rules_render(summary, "zh-hans") == summary["tree_rules"]
+
+
+def test_a_two_sided_bound_reads_in_chinese() -> None:
+    # given: three spend levels, whole numbers
+    spend = np.concatenate([np.arange(10, 30), np.arange(100, 120), np.arange(1000, 1020)])
+    model = CustomerClusters(k=3, features=["spend"], random_state=0).fit(
+        pa.table({"customer_id": np.arange(60), "spend": spend})
+    )
+    # when
+    middle = model.tree_.leaves[1]
+    # then
+    assert tree_rule_text(middle, "zh-hans") == (
+        "消费 ≥ 65 且 ≤ 559 → 第 1 群组（消费一般；20 位客户，其中 100 % 属于该群组）"
+    )

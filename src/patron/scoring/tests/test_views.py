@@ -84,6 +84,23 @@ def make_run() -> ScoreRun:
                     "spend ≤ 29.4 → cluster 0 (low spend; 12 customers, 99 % of them in it)",
                     "spend > 29.4 → cluster 1 (high spend; 8 customers, 90 % of them in it)",
                 ],
+                # the same rules as data, as runs store them now
+                "tree_leaves": [
+                    {
+                        "conditions": [["spend", None, 29.4, False]],
+                        "cluster": 0,
+                        "name": "low spend",
+                        "support": 12,
+                        "purity": 0.99,
+                    },
+                    {
+                        "conditions": [["spend", 29.4, None, False]],
+                        "cluster": 1,
+                        "name": "high spend",
+                        "support": 8,
+                        "purity": 0.9,
+                    },
+                ],
             },
         },
         seconds={"extract": 0.25, "features": 1.65, "grades": 0.1},
@@ -117,6 +134,14 @@ def make_run() -> ScoreRun:
                     "share": 0.4,
                     "distinctive": ["spend"],
                     "traits": ["spend 3.7× the median"],
+                    "comparisons": [
+                        {
+                            "feature": "spend",
+                            "value": 370.0,
+                            "typical": 100.0,
+                            "statistic": "median",
+                        }
+                    ],
                 },
             ],
         },
@@ -275,6 +300,12 @@ def test_models_page_in_chinese(scored: ScoreRun) -> None:
     assert "模型" in text
     assert "最近的评分运行" in text
     assert "待定：2 升，1 降" in text
+    # cluster traits and tree rules kept as data are worded in Chinese; a run stored with
+    # English lines only keeps them
+    assert "1 高消费 8 40 % 消费为中位数的 3.7 倍" in text
+    assert "0 低消费 12 60 % spend 57 % below the median" in text
+    assert "消费 ≤ 29.4 → 第 0 群组（低消费；12 位客户，其中 99 % 属于该群组）" in text
+    assert "消费 > 29.4 → 第 1 群组（高消费；8 位客户，其中 90 % 属于该群组）" in text
 
 
 # --- back-test report ---------------------------------------------------------------------------
