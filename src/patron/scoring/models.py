@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.db import models
 
 from patron.customer.models import Customer
+from patron.scoring.fields import JSONTextField
 
 
 class ScoreRun(models.Model):
@@ -90,7 +91,7 @@ class GradeHistory(models.Model):
     valid_to = models.DateField(null=True, blank=True)
     run = models.ForeignKey(ScoreRun, on_delete=models.PROTECT, related_name="grade_changes")
     policy_version = models.PositiveIntegerField()
-    reasons = models.JSONField(default=list, blank=True)
+    reasons = JSONTextField(default=list, blank=True)
 
     class Meta:
         ordering = ["customer_id", "valid_from"]
@@ -163,7 +164,7 @@ class CustomerScore(models.Model):
     )
     grade = models.CharField(max_length=10, choices=Grade.choices, blank=True, db_index=True)
     grade_composite = models.FloatField(null=True, blank=True)
-    reasons = models.JSONField(default=dict, blank=True, help_text="Score name -> sentences")
+    reasons = JSONTextField(default=dict, blank=True, help_text="Score name -> sentences")
 
     def __str__(self) -> str:
         return f"{self.customer_id} as of {self.as_of}: grade {self.grade or '-'}"

@@ -4,10 +4,11 @@ are contiguous, never overlap, and the open one is the last grade given."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import date, timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -51,3 +52,32 @@ def test_grade_history_never_has_gaps_or_overlaps(steps: list[tuple[int, dict[in
             assert periods[-1].valid_to is None
             assert periods[-1].grade == last[customer]
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+def test_reasons_are_kept_as_text_and_read_back_as_json() -> None:
+    # given: reasons with Chinese text, written through the ORM
+    run = ScoreRun.objects.create(as_of=date(2026, 1, 1), started_at=timezone.now())
+    reasons = [{"key": "grade.top", "params": {"label": {"zh-hans": "12 个月价值"}, "share": 8}}]
+    row = GradeHistory.objects.create(
+        customer=make_customer(),
+        grade="core",
+        valid_from=date(2026, 1, 1),
+        run=run,
+        policy_version=1,
+        reasons=reasons,
+    )
+    # then: the column is text on every database (never jsonb: see JSONTextField) ...
+    with connection.cursor() as cursor:
+        description = connection.introspection.get_table_description(
+            cursor, GradeHistory._meta.db_table
+        )
+        cursor.execute(f"SELECT reasons FROM {GradeHistory._meta.db_table} WHERE id = %s", [row.pk])
+        stored = cursor.fetchone()[0]
+    kind = {column.name: column.type_code for column in description}["reasons"]
+    if connection.vendor == "postgresql":
+        assert kind == 25  # text's type oid; jsonb is 3802
+    assert json.loads(stored) == reasons
+    assert "12 个月价值" in stored  # written as it reads, not \u-escaped
+    # ... and reads back as the same JSON
+    assert GradeHistory.objects.get(pk=row.pk).reasons == reasons
