@@ -70,7 +70,7 @@ class ChurnModel(BoostedClassifier):
         seed: int = 0,
         max_trees: int = 200,
         num_leaves: int = 15,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.1,
         validation_share: float = 0.25,
         early_stopping_rounds: int = 20,
     ) -> None:
