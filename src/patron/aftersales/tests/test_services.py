@@ -493,9 +493,9 @@ def test_the_scores_read_the_recorded_return_like_an_imported_one(agent: User, s
     _through_goods(agent, request)
     services.aftersales_refund(user=agent, request_id=request.pk, amount="150.00")
     # when
-    from patron.scoring.sources import _returns
+    from patron.scoring.sources import read_tables
 
-    table = _returns().to_pylist()
+    table = read_tables("returns")["returns"].to_pylist()
     # then
     assert [
         (r["customer_id"], r["kind"], r["status"], float(r["refund_amount"])) for r in table

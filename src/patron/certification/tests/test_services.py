@@ -772,7 +772,10 @@ def test_the_scoring_extract_carries_certifications(
     import pyarrow as pa
 
     from patron.intelligence.pipeline import certification_rank
-    from patron.scoring.sources import _certifications
+    from patron.scoring.sources import read_tables
+
+    def _certifications() -> pa.Table:
+        return read_tables("certifications")["certifications"]
 
     assert _certifications().num_rows == 0
     _certified(agent, reviewer, customer)

@@ -23,11 +23,25 @@ from patron.conftest import (
 from patron.customer.models import Customer
 from patron.intelligence.features import customer_features
 from patron.intelligence.sources import SCHEMAS
-from patron.scoring.sources import load_sources
+from patron.scoring import extract
+from patron.scoring.sources import load_sources, read_tables
 from patron.service.models import Ticket
 
 # ADBC reads through its own connection: the data must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True, params=["in process", "child process"])
+def sqlite_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice on SQLite: read in this process, and by the child process that
+    reads large databases (``extract.fetch_arrow_many``)."""
+    from django.db import connection
+
+    if request.param == "child process":
+        if connection.vendor != "sqlite":
+            pytest.skip("PostgreSQL has one way to read")
+        monkeypatch.setattr(extract, "CHILD_MIN_ROWS", 0)
+    return str(request.param)
 
 
 def _rows(table: pa.Table, key: str) -> dict[int, dict[str, Any]]:
@@ -280,3 +294,28 @@ def test_reading_the_sources_leaves_other_connections_seeing_every_write(lake: P
     else:
         seen = load_sources().customers.num_rows
     assert seen == Customer.objects.count()
+
+
+def test_the_child_process_reads_what_is_committed_and_says_what_failed(
+    lake: Path, sqlite_reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection, transaction
+
+    if connection.vendor != "sqlite" or sqlite_reader != "child process":
+        pytest.skip("about the SQLite child process")
+    # given
+    make_customer_file()
+    spawned: list[int] = []
+    real = extract._sqlite_child
+    monkeypatch.setattr(extract, "_sqlite_child", lambda q: spawned.append(len(q)) or real(q))
+    # when / then: a committed shop is read by the child, all seven tables at once
+    assert read_tables()["customers"].num_rows == 3
+    assert spawned == [7]
+    # when / then: inside a transaction this process reads itself, and sees its own writes
+    with transaction.atomic():
+        make_customer(external_id="C-uncommitted")
+        assert read_tables("customers")["customers"].num_rows == 4
+    assert spawned == [7]
+    # when / then: a failing query is named, with SQLite's own words
+    with pytest.raises(RuntimeError, match=r"SELECT nope FROM nowhere.*no such table: nowhere"):
+        extract._sqlite_child(["SELECT 1", "SELECT nope FROM nowhere"])
