@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +184,18 @@ def main() -> None:
         help="write back into this PostgreSQL database (dropped and made afresh) "
         "instead of a fresh SQLite file, e.g. postgres://postgres@127.0.0.1:5432/patron_bench",
     )
+    parser.add_argument(
+        "--oltp",
+        action="store_true",
+        help="load the shop into the OLTP database (cached under bench/out/ for SQLite; the "
+        "--database-url database is kept between runs) and time `patron score` end to end: "
+        "extract, pipeline, write-back, snapshot",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="with --oltp: score this many times")
     opts = parser.parse_args()
+    if opts.oltp:
+        _oltp_score(opts.customers, opts.database_url, opts.runs)
+        return
     started = time.perf_counter()
     sources = build(opts.customers)
     print(
@@ -266,6 +278,235 @@ def _write_back(scores: pa.Table, database_url: str | None) -> float:
         + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
     )
     return sum(parts.values())
+
+
+def _oltp_score(customers: int, database_url: str | None, runs: int) -> None:
+    """``patron score`` as the command runs it, on the shop loaded into the OLTP database."""
+    home = OUT / f"oltp-{customers}-{'postgresql' if database_url else 'sqlite'}"
+    loaded = home / "loaded"
+    if not loaded.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        for stale in home.glob("*.sqlite3*"):
+            stale.unlink()
+        if database_url:
+            _fresh_postgres(database_url)
+    os.environ["PATRON_HOME"] = str(home)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patron.settings")
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    from django.db import connection
+
+    if not loaded.exists():
+        started = time.perf_counter()
+        rows = _oltp_load(build(customers))
+        print(
+            f"loaded {rows:,} rows into {connection.vendor} in {time.perf_counter() - started:.1f} s"
+        )
+        loaded.touch()
+    from datetime import date
+
+    from patron.scoring.services import score_customers
+
+    as_of = date.fromisoformat(str(CUTOFF.astype("datetime64[D]")))
+    for number in range(1, runs + 1):
+        started = time.perf_counter()
+        run = score_customers(as_of=as_of)
+        total = time.perf_counter() - started
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in run.seconds.items())
+        print(f"run {number} on {connection.vendor}: {parts}")
+        print(f"customers={run.customers} patron_score_seconds={total:.2f}", flush=True)
+
+
+def _oltp_load(sources: Sources) -> int:
+    """The synthetic shop as rows of the product's own tables (ids shifted by one: the
+    generator counts from 0), in one transaction, through the bulk writer imports use."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from patron.commerce.models import Order, Payment, ReturnRequest, Review
+    from patron.customer.models import Customer
+    from patron.ingest.bulk import bulk_insert
+    from patron.service.models import Ticket
+
+    now = pa.scalar(timezone.now(), UTC_US)
+
+    def const(value: object, n: int, kind: pa.DataType | None = None) -> pa.Array:
+        return pa.repeat(pa.scalar(value, kind or pa.string()), n)
+
+    def ids(column: pa.ChunkedArray) -> pa.ChunkedArray:
+        return pc.add(column, 1)
+
+    def text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+        return pc.cast(column, pa.string())
+
+    def common(table: pa.Table, id_column: str, prefix: str) -> dict[str, object]:
+        n = table.num_rows
+        return {
+            "id": ids(table.column(id_column)),
+            "source": const("bench", n),
+            "external_id": pc.binary_join_element_wise(prefix, text(table.column(id_column)), ""),
+            "row_hash": const("", n),
+        }
+
+    people, orders = sources.customers, sources.orders
+    n = people.num_rows
+    tables: list[tuple[str, dict[str, object]]] = [
+        (
+            Customer._meta.db_table,
+            {
+                **common(people, "customer_id", "c"),
+                **{
+                    name: const("", n)
+                    for name in (
+                        "name",
+                        "gender",
+                        "phone",
+                        "phone_hash",
+                        "email",
+                        "email_hash",
+                        "id_number",
+                        "id_number_hash",
+                        "city",
+                        "source_channel",
+                        "company_name",
+                        "industry",
+                    )
+                },
+                "kind": people.column("kind"),
+                "province": people.column("province"),
+                "registration_channel": people.column("registration_channel"),
+                "company_size": people.column("company_size"),
+                "registered_at": people.column("registered_at"),
+                "status": const("active", n),
+                "created_at": pa.repeat(now, n),
+                "updated_at": pa.repeat(now, n),
+            },
+        )
+    ]
+    m = orders.num_rows
+    tables.append(
+        (
+            Order._meta.db_table,
+            {
+                **common(orders, "order_id", "o"),
+                "customer_id": ids(orders.column("customer_id")),
+                **{
+                    name: orders.column(name)
+                    for name in (
+                        "status",
+                        "placed_at",
+                        "paid_at",
+                        "shipped_at",
+                        "delivered_at",
+                        "cancelled_at",
+                        "total_amount",
+                        "discount_amount",
+                        "currency",
+                    )
+                },
+                "coupon_code": pc.fill_null(orders.column("coupon_code"), ""),
+                "shipping_fee": const(0.0, m, pa.float64()),
+                "channel": const("app", m),
+                "store": const("", m),
+                "ship_province": const("", m),
+                "ship_city": const("", m),
+            },
+        )
+    )
+    pays = sources.payments
+    tables.append(
+        (
+            Payment._meta.db_table,
+            {
+                **common(pays, "payment_id", "p"),
+                "order_id": ids(pays.column("order_id")),
+                "method": pays.column("method"),
+                "status": pays.column("status"),
+                "amount": pays.column("amount"),
+                "currency": const("CNY", pays.num_rows),
+                "installments": const(1, pays.num_rows, pa.int16()),
+                "paid_at": pays.column("at"),
+            },
+        )
+    )
+    back = sources.returns
+    tables.append(
+        (
+            ReturnRequest._meta.db_table,
+            {
+                **common(back, "return_id", "r"),
+                "order_id": ids(back.column("order_id")),
+                **{name: back.column(name) for name in ("kind", "status", "requested_at")},
+                "reason": pc.fill_null(back.column("reason"), ""),
+                "refund_amount": pc.fill_null(back.column("refund_amount"), 0.0),
+                "currency": const("CNY", back.num_rows),
+            },
+        )
+    )
+    said = sources.reviews
+    tables.append(
+        (
+            Review._meta.db_table,
+            {
+                **common(said, "review_id", "v"),
+                "customer_id": ids(said.column("customer_id")),
+                "order_id": ids(said.column("order_id")),
+                "rating": said.column("rating"),
+                "title": const("", said.num_rows),
+                "text": pc.fill_null(said.column("text"), ""),
+                "created_at": said.column("created_at"),
+                "helpful_votes": said.column("helpful_votes"),
+            },
+        )
+    )
+    asked = sources.tickets
+    k = asked.num_rows
+    tables.append(
+        (
+            Ticket._meta.db_table,
+            {
+                **common(asked, "ticket_id", "t"),
+                "customer_id": ids(asked.column("customer_id")),
+                **{
+                    name: asked.column(name)
+                    for name in (
+                        "channel",
+                        "category",
+                        "is_complaint",
+                        "opened_at",
+                        "first_response_at",
+                        "resolved_at",
+                        "satisfaction",
+                    )
+                },
+                "subject": const("", k),
+                "status": const("solved", k),
+                "priority": const("normal", k),
+                "auto_answered": const(False, k, pa.bool_()),
+                "contact": const("", k),
+                "escalation_level": const(0, k, pa.int16()),
+                "priority_reasons": const("[]", k),
+                "sla_business_hours": const(False, k, pa.bool_()),
+                "sla_fired": const("[]", k),
+                "sla_pauses": const("[]", k),
+                "sla_policy": const("", k),
+                "thread_key": const("", k),
+                "updated_at": pa.repeat(now, k),
+            },
+        )
+    )
+    written = 0
+    with transaction.atomic():
+        for name, columns in tables:
+            table = pa.table(columns)  # type: ignore[arg-type]
+            for start in range(0, table.num_rows, 500_000):
+                written += bulk_insert(name, table.slice(start, 500_000))
+    return written
 
 
 def _fresh_postgres(url: str) -> None:

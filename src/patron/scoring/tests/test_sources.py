@@ -307,7 +307,12 @@ def test_the_child_process_reads_what_is_committed_and_says_what_failed(
     make_customer_file()
     spawned: list[int] = []
     real = extract._sqlite_child
-    monkeypatch.setattr(extract, "_sqlite_child", lambda q: spawned.append(len(q)) or real(q))
+
+    def counted(queries: list[str]) -> list[pa.Table]:
+        spawned.append(len(queries))
+        return real(queries)
+
+    monkeypatch.setattr(extract, "_sqlite_child", counted)
     # when / then: a committed shop is read by the child, all seven tables at once
     assert read_tables()["customers"].num_rows == 3
     assert spawned == [7]
