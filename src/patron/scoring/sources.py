@@ -8,8 +8,8 @@ contract wants (``conform``). Payments and returns get their customer from their
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -48,21 +48,47 @@ def _timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 @dataclass(frozen=True)
 class _Read:
-    """One table of the extract: its SELECT, its timestamp columns, and the last touch."""
+    """One table of the extract: its SELECT, its timestamp columns, and the last touch (which
+    may take columns from the orders, read before: ``from_orders``)."""
 
     sql: str
     times: tuple[str, ...] = ()
     finish: Callable[[pa.Table], pa.Table] = lambda table: table
+    from_orders: Mapping[str, str] = field(default_factory=dict)  # column -> order column
 
-    def table(self, fetched: pa.Table) -> pa.Table:
+    def table(self, fetched: pa.Table, orders: pa.Table | None) -> pa.Table:
         for name in self.times:
             index = fetched.schema.get_field_index(name)
             fetched = fetched.set_column(index, name, _timestamps(fetched.column(name)))
+        if self.from_orders:
+            assert orders is not None
+            fetched = _join_orders(fetched, orders, self.from_orders)
         return self.finish(fetched)
+
+
+def _join_orders(table: pa.Table, orders: pa.Table, columns: Mapping[str, str]) -> pa.Table:
+    """``table``'s rows whose order exists (an inner join on ``order_id``), with the given
+    columns of their order added. Joined here, not in SQL: both databases took seconds to
+    join millions of payments to their orders, Arrow a fraction of one."""
+    position = pc.index_in(
+        pc.cast(table.column("order_id"), pa.int64()), value_set=orders.column("order_id")
+    )
+    found = pc.is_valid(position)
+    if not pc.all(found).as_py():
+        table, position = table.filter(found), position.filter(found)
+    for name, column in columns.items():
+        table = table.append_column(name, orders.column(column).take(position))
+    return table
 
 
 def _conformed(name: str) -> Callable[[pa.Table], pa.Table]:
     return lambda table: conform(name, table)
+
+
+def _payment_time(table: pa.Table) -> pa.Table:
+    """A payment's time: when it was paid, else when its order was placed."""
+    at = pc.coalesce(table.column("paid_at"), table.column("placed_at"))
+    return conform("payments", table.append_column("at", at))
 
 
 def _customers() -> _Read:
@@ -89,22 +115,20 @@ def _orders() -> _Read:
 
 def _payments() -> _Read:
     sql = (
-        "SELECT p.id AS payment_id, p.order_id, o.customer_id, p.method, p.status, "
-        f'{_money("p.amount")} AS amount, COALESCE(p.paid_at, o.placed_at) AS "at" '
-        f"FROM {Payment._meta.db_table} p JOIN {Order._meta.db_table} o ON o.id = p.order_id"
+        f"SELECT id AS payment_id, order_id, method, status, {_money('amount')} AS amount, "
+        f"{_time('paid_at')} AS paid_at FROM {Payment._meta.db_table}"
     )
-    return _Read(sql, ("at",), _conformed("payments"))
+    orders = {"customer_id": "customer_id", "placed_at": "placed_at"}
+    return _Read(sql, ("paid_at",), _payment_time, orders)
 
 
 def _returns() -> _Read:
     sql = (
-        "SELECT r.id AS return_id, r.order_id, o.customer_id, r.kind, r.status, r.reason, "
-        f"r.requested_at, {_money('r.refund_amount')} AS refund_amount, "
-        f"{_time('o.delivered_at')} AS delivered_at "
-        f"FROM {ReturnRequest._meta.db_table} r "
-        f"JOIN {Order._meta.db_table} o ON o.id = r.order_id"
+        "SELECT id AS return_id, order_id, kind, status, reason, requested_at, "
+        f"{_money('refund_amount')} AS refund_amount FROM {ReturnRequest._meta.db_table}"
     )
-    return _Read(sql, ("requested_at", "delivered_at"), _conformed("returns"))
+    orders = {"customer_id": "customer_id", "delivered_at": "delivered_at"}
+    return _Read(sql, ("requested_at",), _conformed("returns"), orders)
 
 
 def _review_text(table: pa.Table) -> pa.Table:
@@ -164,13 +188,18 @@ READS: dict[str, Callable[[], _Read]] = {
 
 def read_tables(*names: str) -> dict[str, pa.Table]:
     """These tables of the extract (all of them without names), read in one go: on a large
-    SQLite database by a child process (``extract.fetch_arrow_many``)."""
-    reads = {name: READS[name]() for name in names or READS}
+    SQLite database by a child process (``extract.fetch_arrow_many``). The orders are read
+    too when a table takes columns from them."""
+    wanted = list(names or READS)
+    reads = {name: READS[name]() for name in READS if name in wanted}
+    if any(read.from_orders for read in reads.values()) and "orders" not in reads:
+        reads = {"orders": _orders(), **reads}
     order_rows = Order.objects.order_by("-id").values_list("id", flat=True).first() or 0
     fetched = fetch_arrow_many([read.sql for read in reads.values()], expected_rows=order_rows)
-    return {
-        name: read.table(table) for (name, read), table in zip(reads.items(), fetched, strict=True)
-    }
+    tables: dict[str, pa.Table] = {}
+    for (name, read), table in zip(reads.items(), fetched, strict=True):
+        tables[name] = read.table(table, tables.get("orders"))
+    return {name: tables[name] for name in wanted}
 
 
 def events_glob(lake_dir: Path | None = None) -> str | None:

@@ -324,3 +324,24 @@ def test_the_child_process_reads_what_is_committed_and_says_what_failed(
     # when / then: a failing query is named, with SQLite's own words
     with pytest.raises(RuntimeError, match=r"SELECT nope FROM nowhere.*no such table: nowhere"):
         extract._sqlite_child(["SELECT 1", "SELECT nope FROM nowhere"])
+
+
+def test_rows_take_their_orders_columns_and_rows_without_an_order_are_dropped(
+    sqlite_reader: str,
+) -> None:
+    from patron.scoring.sources import _join_orders
+
+    if sqlite_reader != "in process":
+        pytest.skip("no database involved")
+    # given: orders 10 and 11; payments of 11, of a missing order 99, and of 10
+    orders = pa.table({"order_id": [10, 11], "customer_id": [1, 2], "placed_at": [5, 6]})
+    payments = pa.table({"payment_id": [1, 2, 3], "order_id": [11, 99, 10]})
+    # when
+    joined = _join_orders(payments, orders, {"customer_id": "customer_id", "at": "placed_at"})
+    # then
+    assert joined.to_pydict() == {
+        "payment_id": [1, 3],
+        "order_id": [11, 10],
+        "customer_id": [2, 1],
+        "at": [6, 5],
+    }
