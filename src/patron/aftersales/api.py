@@ -28,15 +28,13 @@ from pydantic import AfterValidator, Field, field_validator
 
 from patron.aftersales import selectors, services
 from patron.aftersales.models import AfterSalesRequest
-from patron.apitext import NO_NUL, TEXT, WORD, DateTimeText
+from patron.apitext import MAX_ID, NO_NUL, TEXT, WORD, DateTimeText
 from patron.customer.api import ErrorOut
 from patron.workflow import MAX_REASON
 
 router = Router(tags=["aftersales"])
 
 ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
-#: The largest id a database row can have (64-bit).
-MAX_ID = 2**63 - 1
 #: An amount of money as a decimal string, more than zero, at most two decimals and twelve
 #: digits before the point ("199.00", "0.5"): exact, unlike a JSON number.
 MONEY = r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,11}(\.[0-9]{1,2})?)$"

@@ -25,7 +25,7 @@ from django.utils.http import content_disposition_header
 from ninja import File, Form, Query, Router, Schema, UploadedFile
 from pydantic import AfterValidator, Field, field_validator
 
-from patron.apitext import NO_NUL, SLUG, TEXT, DateText
+from patron.apitext import MAX_ID, NO_NUL, SLUG, TEXT, DateText
 from patron.certification import selectors, services, tokens
 from patron.certification.models import Application, Certification, Document, DocumentKind
 from patron.customer.api import ErrorOut
@@ -36,8 +36,6 @@ router = Router(tags=["certification"])
 customer_router = Router(tags=["certification"])
 
 ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
-#: The largest id a database row can have (64-bit).
-MAX_ID = 2**63 - 1
 #: PostgreSQL text (and JSON) cannot hold NUL: free text says so in the schema.
 #: A reason or statement: words, not only spaces, and no NUL (``\S`` alone would let a NUL
 #: stand for the word).

@@ -23,7 +23,7 @@ from django.utils import translation
 from ninja import Query, Router, Schema
 from pydantic import AfterValidator, Field
 
-from patron.apitext import NO_NUL, TEXT, AwareDateTimeText
+from patron.apitext import MAX_ID, NO_NUL, TEXT, AwareDateTimeText
 from patron.complaints import selectors, services
 from patron.customer.api import ErrorOut
 
@@ -31,8 +31,6 @@ router = Router(tags=["complaints"])
 
 ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 PUBLIC_ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
-#: The largest id a database row can have (64-bit).
-MAX_ID = 2**63 - 1
 MAX_TEXT = services.MAX_TEXT
 
 

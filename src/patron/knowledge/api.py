@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import BeforeValidator, ConfigDict, Field
 
-from patron.apitext import NO_NUL, SLUG, TEXT
+from patron.apitext import MAX_ID, NO_NUL, SLUG, TEXT
 from patron.customer.api import ErrorOut
 from patron.customer.selectors import MAX_PAGE, MAX_PAGE_SIZE
 from patron.knowledge import rules, selectors, services
@@ -27,7 +27,6 @@ router = Router(tags=["knowledge"])
 
 ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 BODY = ConfigDict(extra="forbid")
-MAX_ID = 2**63 - 1
 LanguageIn = Literal["zh", "en"]
 
 

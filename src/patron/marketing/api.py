@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import BeforeValidator, ConfigDict, Field
 
-from patron.apitext import NO_NUL, TEXT, DateTimeText, Number, json_number
+from patron.apitext import MAX_ID, NO_NUL, TEXT, DateTimeText, Number, json_number
 from patron.customer.api import ErrorOut
 from patron.customer.selectors import MAX_PAGE, MAX_PAGE_SIZE
 from patron.marketing import selectors, services
@@ -29,7 +29,6 @@ ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: Erro
 BODY = ConfigDict(extra="forbid")
 REQUEST_KEY = r"^[A-Za-z0-9._:-]+$"
 CODE = r"^[A-Za-z0-9]{1,20}$"
-MAX_ID = 2**63 - 1
 RULE_DOC = (
     'A rule: {"all": [...]} or {"any": [...]} of conditions {"field", "op", "value"} and, at '
     "the top level, groups of conditions. Fields and their operators: GET "

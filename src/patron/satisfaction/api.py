@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import BeforeValidator, ConfigDict, Field, StrictBool
 
-from patron.apitext import NO_NUL, TEXT, DateText, WholeNumber, json_number
+from patron.apitext import MAX_ID, NO_NUL, TEXT, DateText, WholeNumber, json_number
 from patron.customer.api import ErrorOut
 from patron.customer.selectors import MAX_PAGE, MAX_PAGE_SIZE
 from patron.satisfaction import rules, selectors, services
@@ -27,7 +27,6 @@ router = Router(tags=["satisfaction"])
 
 ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 BODY = ConfigDict(extra="forbid")
-MAX_ID = 2**63 - 1
 EARLIEST = date(2000, 1, 1)
 LATEST = date(2100, 12, 31)
 

@@ -24,7 +24,7 @@ from pydantic import Field, StrictBool
 
 from patron.account.roles import MANAGE_DESK
 from patron.account.services import require_permission
-from patron.apitext import NO_NUL, SLUG, TEXT
+from patron.apitext import MAX_ID, NO_NUL, SLUG, TEXT
 from patron.customer.api import ErrorOut
 from patron.errors import NotFound
 from patron.service import selectors, services
@@ -34,7 +34,6 @@ from patron.workflow import MAX_REASON, audit_update
 router = Router(tags=["service"])
 
 ERRORS: dict[int, Any] = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
-MAX_ID = 2**63 - 1
 
 
 class TicketChannel(StrEnum):
