@@ -344,6 +344,9 @@ def _oltp_load(sources: Sources) -> int:
     def text(column: pa.ChunkedArray) -> pa.ChunkedArray:
         return pc.cast(column, pa.string())
 
+    def same(table: pa.Table, *names: str) -> dict[str, object]:
+        return {name: table.column(name) for name in names}
+
     def common(table: pa.Table, id_column: str, prefix: str) -> dict[str, object]:
         n = table.num_rows
         return {
@@ -395,20 +398,18 @@ def _oltp_load(sources: Sources) -> int:
             {
                 **common(orders, "order_id", "o"),
                 "customer_id": ids(orders.column("customer_id")),
-                **{
-                    name: orders.column(name)
-                    for name in (
-                        "status",
-                        "placed_at",
-                        "paid_at",
-                        "shipped_at",
-                        "delivered_at",
-                        "cancelled_at",
-                        "total_amount",
-                        "discount_amount",
-                        "currency",
-                    )
-                },
+                **same(
+                    orders,
+                    "status",
+                    "placed_at",
+                    "paid_at",
+                    "shipped_at",
+                    "delivered_at",
+                    "cancelled_at",
+                    "total_amount",
+                    "discount_amount",
+                    "currency",
+                ),
                 "coupon_code": pc.fill_null(orders.column("coupon_code"), ""),
                 "shipping_fee": const(0.0, m, pa.float64()),
                 "channel": const("app", m),
@@ -441,7 +442,7 @@ def _oltp_load(sources: Sources) -> int:
             {
                 **common(back, "return_id", "r"),
                 "order_id": ids(back.column("order_id")),
-                **{name: back.column(name) for name in ("kind", "status", "requested_at")},
+                **same(back, "kind", "status", "requested_at"),
                 "reason": pc.fill_null(back.column("reason"), ""),
                 "refund_amount": pc.fill_null(back.column("refund_amount"), 0.0),
                 "currency": const("CNY", back.num_rows),
@@ -472,18 +473,16 @@ def _oltp_load(sources: Sources) -> int:
             {
                 **common(asked, "ticket_id", "t"),
                 "customer_id": ids(asked.column("customer_id")),
-                **{
-                    name: asked.column(name)
-                    for name in (
-                        "channel",
-                        "category",
-                        "is_complaint",
-                        "opened_at",
-                        "first_response_at",
-                        "resolved_at",
-                        "satisfaction",
-                    )
-                },
+                **same(
+                    asked,
+                    "channel",
+                    "category",
+                    "is_complaint",
+                    "opened_at",
+                    "first_response_at",
+                    "resolved_at",
+                    "satisfaction",
+                ),
                 "subject": const("", k),
                 "status": const("solved", k),
                 "priority": const("normal", k),
@@ -503,7 +502,7 @@ def _oltp_load(sources: Sources) -> int:
     written = 0
     with transaction.atomic():
         for name, columns in tables:
-            table = pa.table(columns)  # type: ignore[arg-type]
+            table = pa.table(columns)
             for start in range(0, table.num_rows, 500_000):
                 written += bulk_insert(name, table.slice(start, 500_000))
     return written
