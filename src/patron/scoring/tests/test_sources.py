@@ -345,3 +345,15 @@ def test_rows_take_their_orders_columns_and_rows_without_an_order_are_dropped(
         "customer_id": [2, 1],
         "at": [6, 5],
     }
+
+
+def test_a_shop_with_orders_only_reads_empty_payments_and_returns(lake: Path) -> None:
+    # given: orders imported, nothing else (the joins to the orders have nothing to join)
+    make_order(make_customer(), external_id="SO-1", placed_at=at("2024-01-01 10:00"), total="2")
+    # when
+    sources = load_sources()
+    # then
+    assert sources.orders.num_rows == 1
+    for name in ("payments", "returns", "reviews", "tickets"):
+        assert sources.table(name).num_rows == 0, name
+        assert sources.table(name).schema == SCHEMAS[name], name
