@@ -43,10 +43,12 @@ def _postgres() -> Any:
 def fetch_arrow(sql: str) -> pa.Table:
     """Run one SELECT and return its rows as an Arrow table (types as the database gives
     them: integers, floats, text; SQLite's timestamps as text)."""
-    if connection.vendor == "postgresql":
-        with _postgres() as conn, conn.cursor() as cursor:
-            cursor.execute(sql)
-            return cursor.fetch_arrow_table()
+    return fetch_arrow_many([sql])[0]
+
+
+def _sqlite_here(sql: str) -> pa.Table:
+    """One SELECT through Django's own SQLite connection (sees this process's uncommitted
+    writes)."""
     with connection.cursor() as cursor:
         cursor.execute(sql)
         names = [column[0] for column in cursor.description]
@@ -66,7 +68,7 @@ def fetch_arrow_many(queries: Sequence[str], *, expected_rows: int = 0) -> list[
     """Several SELECTs (an extract) as Arrow tables, in order: on PostgreSQL over one ADBC
     connection; on SQLite in a child process through ADBC when about ``expected_rows`` rows
     make that worth it and nothing is uncommitted in this process (the child would not see
-    it), otherwise like :func:`fetch_arrow`."""
+    it), otherwise through Django's own connection."""
     if connection.vendor == "postgresql":
         with _postgres() as conn, conn.cursor() as cursor:
             tables = []
@@ -75,7 +77,7 @@ def fetch_arrow_many(queries: Sequence[str], *, expected_rows: int = 0) -> list[
                 tables.append(cursor.fetch_arrow_table())
             return tables
     if expected_rows < CHILD_MIN_ROWS or connection.in_atomic_block:
-        return [fetch_arrow(sql) for sql in queries]
+        return [_sqlite_here(sql) for sql in queries]
     return _sqlite_child(queries)
 
 

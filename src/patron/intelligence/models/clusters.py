@@ -241,7 +241,7 @@ class ClusterProfile:
             "name": self.name,
             "size": self.size,
             "share": self.share,
-            "medians": {k: (v if math.isfinite(v) else None) for k, v in self.medians.items()},
+            "medians": {k: _finite_or_none(v) for k, v in self.medians.items()},
             "distinctive": list(self.distinctive),
             "traits": list(self.traits),
             "comparisons": [c.to_dict() for c in self.comparisons],
