@@ -301,6 +301,10 @@ class ScoreOut(Schema):
     reasons: dict[str, list[str]] = Field(
         description="Score name -> plain-words reasons, in the request's language"
     )
+    reasons_available: bool = Field(
+        description="false when the scoring run's reasons are no longer kept (reasons is then "
+        "empty until the next run)"
+    )
 
 
 class GradePeriodOut(Schema):

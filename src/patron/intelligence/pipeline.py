@@ -12,8 +12,9 @@ read, so any past date can be scored and back-tested.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +22,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import special
 
 from patron.intelligence import grading
 from patron.intelligence import reason_columns as rc
@@ -61,6 +61,11 @@ class Result:
     parameters: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     clusters: list[dict[str, Any]] = field(default_factory=list)
+    #: Score name -> how to give its reasons when they are read (see :class:`Explainer`).
+    explainers: dict[str, Explainer] = field(default_factory=dict)
+    #: What the explainers read: ``customer_id``, their models' features as of the cut-off
+    #: and their ``only_where`` columns, one row per customer (in ``scores``' order).
+    explainer_inputs: pa.Table | None = None
 
 
 def _align(table: pa.Table, ids: np.ndarray, key: str = "customer_id") -> pa.Table:
@@ -171,11 +176,18 @@ def run(
     scored = scored.append_column("grade", pa.array(grades.grade.astype(object), pa.string()))
     scored = scored.append_column("grade_composite", pa.array(grades.composite, pa.float64()))
     scored = scored.append_column("grade_reasons", grades.reasons)
-    scored = scored.append_column("reasons", _reasons(ids, purchases, credit, churn, grades, value))
+    scored = scored.append_column("reasons", _reasons(ids, purchases, grades, value))
     stage("grades")
 
+    explainers = {
+        name: model.explainer
+        for name, model in (("credit", credit), ("churn", churn))
+        if model.explainer is not None
+    }
     return Result(
         scores=scored,
+        explainers=explainers,
+        explainer_inputs=explainer_inputs(features, scored, explainers.values()),
         parameters={
             **purchases.parameters,
             "credit": credit.info,
@@ -194,6 +206,70 @@ def run(
 # --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Explainer:
+    """A supervised score's reasons, given when someone reads them rather than for every
+    customer at every run.
+
+    The reasons of a credit score or a churn risk are the features that moved it most
+    (TreeSHAP for LightGBM): about 10 s per model and a third of the stored reasons at a
+    million customers, for pages that show a few customers a day. So a run keeps the fitted
+    model and its inputs, and :func:`explain` gives the same reasons for the customers asked
+    about, as of the run.
+    """
+
+    model: Any  # .contributions(X) -> (base, terms) and .feature_names_
+    key: str  # the reasons' template key
+    direction: int  # +1: what raised it; −1: what lowered it
+    minimum: float  # smaller contributions are noise, not reasons
+    medians: dict[str, float]  # the shop's medians of the model's features, at the run
+    #: Where no feature qualifies: these reasons (None: the score has no reasons there).
+    otherwise: tuple[dict[str, Any], ...] | None = None
+    #: A score column: a row where it is null has no reasons (churn: customers who never bought).
+    only_where: str | None = None
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.model.feature_names_)
+
+
+def explainer_inputs(
+    features: pa.Table, scores: pa.Table, explainers: Iterable[Explainer]
+) -> pa.Table:
+    """The columns ``explainers`` read: model features from ``features`` (as the models saw
+    them: the score table replaces some, e.g. ``purchase_days``), the rest from ``scores``."""
+    chosen = list(explainers)
+    columns = {"customer_id": features.column("customer_id")}
+    for explainer in chosen:
+        for name in explainer.features:
+            columns[name] = features.column(name)
+    for explainer in chosen:
+        if explainer.only_where is not None:
+            columns[explainer.only_where] = scores.column(explainer.only_where)
+    return pa.table(columns)
+
+
+def explain(explainer: Explainer, rows: pa.Table) -> list[list[dict[str, Any]] | None]:
+    """Each row's reasons (stored form, ``patron.intelligence.explain``) by ``explainer``;
+    ``rows`` holds the model's features and the ``only_where`` column, as of the run."""
+    _, terms = explainer.model.contributions(rows)
+    terms = np.asarray(terms, dtype=np.float64)
+    if explainer.only_where is not None:
+        scored = pc.is_valid(rows.column(explainer.only_where)).to_numpy(zero_copy_only=False)
+        terms = np.where(scored[:, None], terms, 0.0)
+    column = _top_reasons(
+        rows,
+        explainer.features,
+        terms,
+        explainer.direction,
+        explainer.minimum,
+        explainer.key,
+        explainer.medians,
+    )
+    fallback = list(explainer.otherwise) if explainer.otherwise is not None else None
+    return [fallback if text is None else json.loads(text) for text in column.to_pylist()]
+
+
 @dataclass
 class Scored:
     """A supervised model's output for every customer of the feature table (in its order)."""
@@ -201,7 +277,7 @@ class Scored:
     model: str  # lightgbm | scorecard | bgnbd
     probability: np.ndarray  # NaN where the model does not apply
     score: np.ndarray | None
-    reasons: pa.Array | None  # per customer a JSON list of reasons, null where none
+    explainer: Explainer | None  # None: the score has no reasons of its own
     info: dict[str, Any]
 
 
@@ -231,15 +307,23 @@ def credit_stage(
     y = np.asarray([bool(b) for b in bad], dtype=bool) if bad.dtype == object else bad
     model = fit_credit(_matrix(train), y, num_threads=config.num_threads, seed=config.seed)
     X = _matrix(features)
-    base, points = model.contributions(X)
-    raw = base + points.sum(axis=1)
+    if isinstance(model, Scorecard):
+        base, points = model.contributions(X)
+        raw = base + points.sum(axis=1)
+    else:  # the same sum, without the contributions (those are for reading: explain())
+        raw = model.scale.points_from_log_odds(model.log_odds(X))
     scale = model.scale
     score = scale.clip(raw)
     probability = scale.probability(np.clip(raw, scale.lowest, scale.highest))
     name = "scorecard" if isinstance(model, Scorecard) else "lightgbm"
     # Reasons for a credit score: what took points off, largest first.
-    reasons = _top_reasons(
-        X, model.feature_names_, points, -1, MIN_CREDIT_POINTS, "credit.feature", medians
+    explainer = Explainer(
+        model=model,
+        key="credit.feature",
+        direction=-1,
+        minimum=MIN_CREDIT_POINTS,
+        medians={f: medians[f] for f in model.feature_names_ if f in medians},
+        otherwise=({"key": "credit.nothing", "params": {}},),
     )
     info = {
         "model": name,
@@ -248,7 +332,7 @@ def credit_stage(
         "label_window": [past.isoformat(), cutoff.isoformat()],
         **_jsonable(model.info_),
     }
-    return Scored(name, probability, score, reasons, info)
+    return Scored(name, probability, score, explainer, info)
 
 
 def churn_stage(
@@ -269,9 +353,8 @@ def churn_stage(
     population = bought_before(sources, past, ids)
     y_all = churned(sources, past, cutoff, ids[population])
     p_alive_now = buyers.column("p_alive").to_numpy(zero_copy_only=False).astype(np.float64)
-    btyd_reasons = None  # P(alive) has its own reasons
     info: dict[str, Any] = {"population": int(population.sum()), "churned": int(y_all.sum())}
-    fallback = Scored("bgnbd", 1.0 - p_alive_now, None, btyd_reasons, {**info, "model": "bgnbd"})
+    fallback = Scored("bgnbd", 1.0 - p_alive_now, None, None, {**info, "model": "bgnbd"})
     positives, negatives = int(y_all.sum()), int((~y_all).sum())
     if min(positives, negatives) < config.min_churn_positives:
         fallback.info["why"] = "too few customers churned or stayed to learn from"
@@ -297,17 +380,19 @@ def churn_stage(
     )
     info.update({"comparison": _jsonable(comparison), "lightgbm": _jsonable(model.info_)})
     if comparison["better"] != "lightgbm":
-        return Scored("bgnbd", 1.0 - p_alive_now, None, btyd_reasons, {**info, "model": "bgnbd"})
-    X_now = _matrix(features)
-    base, terms = model.contributions(X_now)
+        return Scored("bgnbd", 1.0 - p_alive_now, None, None, {**info, "model": "bgnbd"})
     bought = np.isfinite(p_alive_now)
-    probability = np.where(bought, special.expit(base + terms.sum(axis=1)), np.nan)
-    # Reasons for a churn risk: what raised it, largest first.
-    terms = np.where(bought[:, None], terms, 0.0)
-    reasons = _top_reasons(
-        X_now, model.feature_names_, terms, +1, MIN_CHURN_LOG_ODDS, "churn.feature", medians
+    probability = np.where(bought, model.probability(_matrix(features)), np.nan)
+    # Reasons for a churn risk: what raised it, largest first (buyers only).
+    explainer = Explainer(
+        model=model,
+        key="churn.feature",
+        direction=+1,
+        minimum=MIN_CHURN_LOG_ODDS,
+        medians={f: medians[f] for f in model.feature_names_ if f in medians},
+        only_where="churn_probability",
     )
-    return Scored("lightgbm", probability, None, reasons, {**info, "model": "lightgbm"})
+    return Scored("lightgbm", probability, None, explainer, {**info, "model": "lightgbm"})
 
 
 def _jsonable(value: Any) -> Any:
@@ -394,26 +479,19 @@ def _top_reasons(
 def _reasons(
     ids: np.ndarray,
     purchases: PurchaseModels,
-    credit: Scored,
-    churn: Scored,
     grades: grading.Grades,
     value: pa.Table,
 ) -> pa.Array:
     """Per customer, a JSON object: score name -> reasons (see ``patron.intelligence.explain``),
-    built column-wise (``reason_columns``)."""
+    built column-wise (``reason_columns``). The credit and churn reasons are not here: they
+    are given on reading, by the run's :class:`Explainer`."""
     position = pc.index_in(
         pa.array(ids, pa.int64()), value_set=purchases.table.column("customer_id")
     )
     bought = {name: column.take(position) for name, column in purchases.reasons().items()}
-    nothing = rc.dump([{"key": "credit.nothing", "params": {}}])
-    credit_reasons = (
-        credit.reasons if credit.reasons is not None else pa.nulls(len(ids), pa.string())
-    )
     return rc.obj(
         {  # "grade" first: patron.scoring.services prepends to it
             "grade": grades.reasons,
-            "credit": pc.fill_null(credit_reasons, nothing),
-            "churn": churn.reasons if churn.model == "lightgbm" else None,
             **bought,
             "value": value.column("value_reasons").combine_chunks(),
         }

@@ -35,6 +35,11 @@ class ScoreRun(models.Model):
     summary = models.JSONField(
         default=dict, blank=True, help_text="Grade counts and moves, models used, clusters"
     )
+    reasons_folder = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="The run's reasons folder in the lake (reasons/…); blank once pruned",
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -109,7 +114,9 @@ class GradeHistory(models.Model):
 
 
 class CustomerScore(models.Model):
-    """A customer's latest scores with the reasons behind each, in plain words."""
+    """A customer's latest scores. The reasons behind each are in the run's reasons file in
+    the lake (``patron.scoring.writeback.reasons_of``), not here: a million customers' reasons
+    are about 1 GB of text, written every night and read a few at a time."""
 
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="score")
     run = models.ForeignKey(ScoreRun, on_delete=models.CASCADE, related_name="scores")
@@ -164,7 +171,6 @@ class CustomerScore(models.Model):
     )
     grade = models.CharField(max_length=10, choices=Grade.choices, blank=True, db_index=True)
     grade_composite = models.FloatField(null=True, blank=True)
-    reasons = JSONTextField(default=dict, blank=True, help_text="Score name -> sentences")
 
     def __str__(self) -> str:
         return f"{self.customer_id} as of {self.as_of}: grade {self.grade or '-'}"

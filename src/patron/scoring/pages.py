@@ -64,6 +64,7 @@ STAGE_LABELS: dict[str, str | Promise] = {
     "clusters": _("clusters"),
     "value": _("value"),
     "grades": _("grades"),
+    "reasons": _("reasons"),
     "write": _("write"),
     "snapshot": _("snapshot"),
 }

@@ -15,9 +15,9 @@ from django.utils import translation
 
 from patron.intelligence.explain import render
 from patron.intelligence.models.clusters import cluster_name_render
-from patron.scoring.models import CustomerScore, Grade, GradeHistory
+from patron.scoring.models import CustomerScore, Grade, GradeHistory, ScoreRun
 from patron.scoring.rules import segment_label
-from patron.scoring.writeback import snapshot_history
+from patron.scoring.writeback import reasons_of, snapshot_history
 
 #: The order in which a customer's reasons are shown.
 REASON_ORDER = ("grade", "credit", "churn", "p_alive", "clv_12m", "value", "rfm", "cluster")
@@ -60,6 +60,8 @@ class ScoreView:
     cluster: int | None
     cluster_name: str
     reasons: dict[str, list[str]]
+    #: False when the run's reasons file is no longer in the lake (``reasons`` is then empty)
+    reasons_available: bool = True
 
 
 def reasons_render(stored: dict[str, Any]) -> dict[str, list[str]]:
@@ -74,12 +76,20 @@ def reasons_render(stored: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
+def stored_reasons(row: CustomerScore) -> dict[str, Any] | None:
+    """The score row's reasons as stored (score name -> reasons as data), from its run's
+    reasons file in the lake; None when that file is no longer kept."""
+    name = ScoreRun.objects.filter(pk=row.run_id).values_list("reasons_folder", flat=True).first()
+    return reasons_of(name or "", row.customer_id)
+
+
 def score_of_customer(*, customer_id: int) -> ScoreView | None:
     """The customer's latest scores, or None before the first scoring run.
     The caller checks that the user may see the customer."""
     row = CustomerScore.objects.filter(customer_id=customer_id).first()
     if row is None:
         return None
+    stored = stored_reasons(row)
     return ScoreView(
         as_of=row.as_of,
         grade=row.grade,
@@ -105,7 +115,8 @@ def score_of_customer(*, customer_id: int) -> ScoreView | None:
         rfm_segment_label=segment_label(row.rfm_segment) if row.rfm_segment else "",
         cluster=row.cluster,
         cluster_name=cluster_name_render(row.cluster_name, translation.get_language() or "en"),
-        reasons=reasons_render(dict(row.reasons)),
+        reasons=reasons_render(stored or {}),
+        reasons_available=stored is not None,
     )
 
 

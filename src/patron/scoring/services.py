@@ -35,6 +35,9 @@ from patron.scoring.sources import load_sources
 from patron.scoring.writeback import (
     grade_history_apply,
     open_grades,
+    reasons_discard,
+    reasons_prune,
+    reasons_write,
     scores_replace,
     snapshot_write,
 )
@@ -71,6 +74,7 @@ def score_customers(
         as_of=as_of, started_at=timezone.now(), is_regrade=regrade, policy=policy_row
     )
     seconds: dict[str, float] = {}
+    committed = False
 
     def report(name: str) -> None:
         if progress:
@@ -100,6 +104,12 @@ def score_customers(
         scores, to_record, reasons, summary = _official_grades(
             result.scores, current, regrade=regrade
         )
+        # The reasons first: once the score rows point at this run, its reasons are there.
+        run_row.reasons_folder = reasons_write(
+            run_row, scores, explainers=result.explainers, inputs=result.explainer_inputs
+        )
+        seconds["reasons"] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
         with transaction.atomic():
             scores_replace(run_row, scores)
             history = grade_history_apply(
@@ -109,13 +119,22 @@ def score_customers(
                 reasons=reasons,
                 policy_version=policy_row.version,
             )
+            ScoreRun.objects.filter(pk=run_row.pk).update(reasons_folder=run_row.reasons_folder)
+        committed = True
         seconds["write"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         snapshot_write(run_row, scores)
+        reasons_prune()
         seconds["snapshot"] = round(time.perf_counter() - started, 3)
     except BaseException:
+        if not committed:  # no score row points at this run: its reasons are nobody's
+            reasons_discard(run_row.reasons_folder)
+            run_row.reasons_folder = ""
         ScoreRun.objects.filter(pk=run_row.pk).update(
-            status=ScoreRun.Status.FAILED, finished_at=timezone.now(), seconds=seconds
+            status=ScoreRun.Status.FAILED,
+            finished_at=timezone.now(),
+            seconds=seconds,
+            reasons_folder=run_row.reasons_folder,
         )
         raise
     run_row.status = ScoreRun.Status.COMPLETED

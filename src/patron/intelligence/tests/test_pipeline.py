@@ -13,7 +13,14 @@ import pytest
 
 from patron.intelligence import grading
 from patron.intelligence.explain import render
-from patron.intelligence.pipeline import Config, run
+from patron.intelligence.pipeline import (
+    MIN_CHURN_LOG_ODDS,
+    MIN_CREDIT_POINTS,
+    Config,
+    Result,
+    explain,
+    run,
+)
 from patron.intelligence.sources import Sources, conform, empty
 
 CUTOFF = datetime(2026, 1, 1, tzinfo=UTC)
@@ -21,14 +28,17 @@ UTC_US = pa.timestamp("us", tz="UTC")
 HOUR = 3_600_000_000
 
 
-def _sources(customers: int = 400, seed: int = 3) -> Sources:
-    """Customers buying at their own rate over two years; a few with chargebacks and returns."""
+def _sources(customers: int = 400, seed: int = 3, *, spread: bool = False) -> Sources:
+    """Customers buying at their own rate over two years; a few with chargebacks and returns.
+    Orders go to customers in time order (the first customers bought first), or with
+    ``spread`` at random times for everyone."""
     rng = np.random.default_rng(seed)
     start = int((CUTOFF - timedelta(days=730)).timestamp() * 1e6)
     end = int((CUTOFF + timedelta(days=60)).timestamp() * 1e6)  # some rows after the cut-off
     counts = rng.poisson(rng.gamma(1.5, 3.0, customers)) + 1
     ids = np.repeat(np.arange(customers), counts)
-    placed = np.sort(rng.integers(start, end, len(ids)))
+    placed = rng.integers(start, end, len(ids))
+    placed = placed if spread else np.sort(placed)
     order = np.argsort(ids, kind="stable")
     ids, placed = ids[order], placed[order]
     n = len(ids)
@@ -101,21 +111,80 @@ POLICY = grading.GradePolicy.from_dict(grading.DEFAULT_POLICY)
 
 
 @pytest.fixture(scope="module")
-def scored() -> pa.Table:
-    return run(_sources(), CUTOFF, policy=POLICY, config=Config(time_zone="UTC")).scores
+def result() -> Result:
+    return run(_sources(), CUTOFF, policy=POLICY, config=Config(time_zone="UTC"))
 
 
-def test_every_customer_gets_one_row_with_scores_and_reasons(scored: pa.Table) -> None:
+@pytest.fixture(scope="module")
+def scored(result: Result) -> pa.Table:
+    return result.scores
+
+
+def test_every_customer_gets_one_row_with_scores_and_reasons(result: Result) -> None:
     # then
+    scored = result.scores
     assert scored.column("customer_id").to_pylist() == list(range(400))
     credit = scored.column("credit_score").to_numpy()
     assert credit.min() >= 350 and credit.max() <= 950
     assert set(scored.column("grade").to_pylist()) <= {"core", "potential", "ordinary"}
     reasons = json.loads(scored.column("reasons")[0].as_py())
-    assert {"grade", "credit", "p_alive", "clv_12m", "rfm", "value"} <= set(reasons)
+    assert {"grade", "p_alive", "clv_12m", "rfm", "value"} <= set(reasons)
     assert render(reasons["p_alive"][0]).startswith("bought ")
-    for reason in reasons["credit"]:
+    assert result.explainer_inputs is not None
+    credit_reasons = explain(result.explainers["credit"], result.explainer_inputs.slice(0, 1))[0]
+    assert credit_reasons
+    for reason in credit_reasons:
         assert "{" not in render(reason) and "{" not in render(reason, language="zh-hans")
+
+
+@pytest.fixture(scope="module")
+def with_churn_model() -> Result:
+    """Customers buying at any time, and the churn back-test made to prefer LightGBM."""
+    from patron.intelligence import pipeline
+
+    def lightgbm_wins(*args: object) -> dict[str, object]:
+        return {"better": "lightgbm"}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "compare_churn", lightgbm_wins)
+        sources = _sources(spread=True)
+        return run(sources, CUTOFF, policy=POLICY, config=Config(time_zone="UTC"))
+
+
+@pytest.mark.parametrize("which", ["result", "with_churn_model"])
+def test_reasons_given_on_reading_are_the_models_own_top_contributions(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    # given: the run's explainers and what they read, as the lake keeps them
+    result: Result = request.getfixturevalue(which)
+    inputs = result.explainer_inputs
+    expected_models = {"credit", "churn"} if which == "with_churn_model" else {"credit"}
+    assert inputs is not None and set(result.explainers) == expected_models
+    minimums = {"credit": MIN_CREDIT_POINTS, "churn": MIN_CHURN_LOG_ODDS}
+    for name, explainer in result.explainers.items():
+        minimum = minimums[name]
+        # when: every customer at once, and a few one at a time (as a page reads them)
+        every = explain(explainer, inputs)
+        # then: the same reasons either way, in the reasons' stored form
+        for row in (0, 17, 399):
+            assert explain(explainer, inputs.slice(row, 1)) == [every[row]]
+        # and they are the model's largest contributions in the score's bad direction
+        model = explainer.model
+        ranked = model.reasons(inputs)  # the model's own ranking, unfiltered
+        bought = pc.is_valid(result.scores.column("churn_probability")).to_pylist()
+        for row, given in enumerate(every):
+            expected = [
+                (r.feature, round(r.points, 2)) for r in ranked[row] if abs(r.points) >= minimum
+            ]
+            if name == "churn" and not bought[row]:
+                assert given is None, row  # no churn risk, so no reasons for it
+            elif not expected:
+                assert given == (
+                    None if name == "churn" else [{"key": "credit.nothing", "params": {}}]
+                )
+            else:
+                assert given is not None
+                assert [(g["feature"], g["points"]) for g in given] == expected, row
 
 
 def test_nothing_at_or_after_the_cut_off_changes_the_scores(scored: pa.Table) -> None:

@@ -5,11 +5,13 @@ history, re-grades and grade policies behave as staff expect."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from django.test import Client
 
@@ -22,8 +24,9 @@ from patron.ingest.services import import_file
 from patron.intelligence.metrics import auc
 from patron.scoring.models import CustomerScore, GradeHistory, GradePolicy, ScoreRun
 from patron.scoring.policies import policy_active, policy_apply, policy_preview, policy_save
+from patron.scoring.selectors import stored_reasons
 from patron.scoring.services import score_customers
-from patron.scoring.writeback import snapshot_history
+from patron.scoring.writeback import reasons_dir, snapshot_history
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -50,10 +53,22 @@ def test_every_customer_is_scored_graded_and_explained(demo: dict[str, Any]) -> 
     assert not CustomerScore.objects.filter(credit_score__isnull=True).exists()
     assert not CustomerScore.objects.filter(credit_score__lt=350).exists()
     assert not CustomerScore.objects.filter(credit_score__gt=950).exists()
+    written = pq.read_table(reasons_dir() / run.reasons_folder / "reasons.parquet")
+    assert written.num_rows == run.customers
+    stored = dict(
+        zip(*written.select(["customer_id", "reasons"]).to_pydict().values(), strict=True)
+    )
     for score in CustomerScore.objects.all()[:200]:
-        assert score.reasons["grade"], score.customer_id
-        assert score.reasons["credit"], score.customer_id
+        assert json.loads(stored[score.customer_id])["grade"], score.customer_id
         assert score.cluster is not None and score.cluster_name
+    for score in CustomerScore.objects.order_by("customer_id")[:20]:  # as a page reads them
+        reasons = stored_reasons(score)
+        assert reasons is not None and reasons["grade"] and reasons["credit"], score.customer_id
+    if run.parameters["churn"]["model"] == "lightgbm":  # its reasons: what raised the risk
+        riskiest = CustomerScore.objects.exclude(churn_probability=None)
+        for score in riskiest.order_by("-churn_probability")[:10]:
+            reasons = stored_reasons(score)
+            assert reasons is not None and reasons["churn"], score.customer_id
     buyers = CustomerScore.objects.exclude(rfm_segment="")
     assert not buyers.filter(churn_probability__isnull=True).exists()
     assert GradeHistory.objects.filter(valid_to__isnull=True).count() == run.customers

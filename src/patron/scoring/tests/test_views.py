@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -28,6 +29,7 @@ from patron.intelligence.explain import Reason, render
 from patron.scoring.models import CustomerScore, GradePolicy, ScoreRun
 from patron.scoring.policies import policy_active, policy_preview
 from patron.scoring.selectors import reasons_render
+from patron.scoring.writeback import reasons_write
 
 ADMINISTRATOR = Role.ADMINISTRATOR.value
 OPERATIONS_MANAGER = Role.OPERATIONS_MANAGER.value
@@ -720,6 +722,18 @@ def test_every_reason_template_has_a_chinese_translation_with_the_same_fields() 
         assert fields_of(chinese) == fields_of(template), template
 
 
+def score_with_reasons(
+    customer: Any, run: ScoreRun, reasons: dict[str, Any], **fields: Any
+) -> CustomerScore:
+    """A score row of ``run`` whose reasons are in the run's reasons file, as a run writes."""
+    table = pa.table(
+        {"customer_id": [customer.pk], "reasons": [json.dumps(reasons, ensure_ascii=False)]}
+    )
+    run.reasons_folder = reasons_write(run, table)
+    run.save(update_fields=["reasons_folder"])
+    return CustomerScore.objects.create(customer=customer, run=run, as_of=run.as_of, **fields)
+
+
 @pytest.mark.django_db
 def test_a_stored_reason_is_shown_in_chinese_on_the_customer_page(lake: Path) -> None:
     # given: a score row whose reason was stored as a template with parameters
@@ -730,14 +744,7 @@ def test_a_stored_reason_is_shown_in_chinese_on_the_customer_page(lake: Path) ->
         "the last purchase was {days} days ago",
         {"purchase_days": 3, "gap": 106.4, "days": 60},
     ).to_json()
-    CustomerScore.objects.create(
-        customer=customer,
-        run=run,
-        as_of=run.as_of,
-        p_alive=0.8,
-        clv_12m=Decimal("120.00"),
-        reasons={"p_alive": [reason]},
-    )
+    score_with_reasons(customer, run, {"p_alive": [reason]}, p_alive=0.8, clv_12m=Decimal("120.00"))
 
     # when
     chinese = client_for(SERVICE_AGENT, language="zh-hans").get(f"/customers/{customer.pk}/")
@@ -761,14 +768,13 @@ def test_reasons_stored_by_key_and_the_cluster_name_are_shown_in_chinese(lake: P
         "params": {"label": {"en": "12-month value", "zh-hans": "12 个月价值"}, "share": 8},
     }
     value_reason = {"key": "value.spent", "params": {"amount": 3219}}
-    CustomerScore.objects.create(
-        customer=customer,
-        run=run,
-        as_of=run.as_of,
+    score_with_reasons(
+        customer,
+        run,
+        {"grade": [grade_reason], "value": [value_reason]},
         grade="core",
         cluster=2,
         cluster_name="coupon-driven · occasional",
-        reasons={"grade": [grade_reason], "value": [value_reason]},
     )
 
     # when
