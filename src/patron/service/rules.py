@@ -542,7 +542,10 @@ def clock_status(
         part = _business_time(begin, end, cal)
         if breached_at is None and elapsed + part >= target:
             breached_at = _add_business_time(begin, target - elapsed, cal)
-        if warning_at is None and elapsed + part >= warn_from:
+        # The warning zone starts where the clock runs with warn_from elapsed: inside this
+        # segment, or at its start when warn_from was reached exactly as a pause began (the
+        # clock warns nobody while it waits on the customer).
+        if warning_at is None and (elapsed + part > warn_from or elapsed >= warn_from):
             warning_at = _add_business_time(begin, warn_from - elapsed, cal)
         elapsed += part
 

@@ -792,6 +792,18 @@ def test_due_at_is_exact_to_the_minute(case: Any, wait: int) -> None:
         assert not clock_status(clock, status.warning_at - TICK, cal).warning
 
 
+def test_a_warning_reached_as_the_clock_pauses_starts_when_it_resumes() -> None:
+    # given: 10 minutes to go, the warning 2 minutes before; paused exactly at minute 8
+    start = datetime(2026, 3, 16, 1, 0, tzinfo=UTC)
+    clock = Clock(10, start, ((start + 8 * MINUTE, start + 20 * MINUTE),))
+    # when: as it resumes
+    status = clock_status(clock, start + 20 * MINUTE, ALWAYS_BERLIN, warning_minutes=2)
+    # then: the warning zone starts at the resumption (while paused nobody is warned)
+    assert status.warning and status.warning_at == start + 20 * MINUTE
+    before = clock_status(clock, start + 20 * MINUTE - TICK, ALWAYS_BERLIN, warning_minutes=2)
+    assert before.paused and not before.warning
+
+
 # ---------------------------------------------------------------------- escalation
 
 
