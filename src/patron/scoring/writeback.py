@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import pickle
 import shutil
 import uuid
@@ -33,6 +34,8 @@ from patron.errors import Conflict
 from patron.ingest.bulk import bulk_insert
 from patron.intelligence.pipeline import Explainer, explain
 from patron.scoring.models import CustomerScore, GradeHistory, ScoreRun
+
+logger = logging.getLogger(__name__)
 
 #: Columns of the score table that the pipeline hands over, as CustomerScore's db columns.
 SCORE_COLUMNS = (
@@ -292,7 +295,11 @@ def reasons_of(name: str, customer_id: int, *, lake: Path | None = None) -> dict
     value = json.loads(found.column("reasons")[0].as_py() or "{}")
     reasons = value if isinstance(value, dict) else {}
     for score, explainer in _explainers(str(folder / _EXPLAINERS)).items():
-        given = explain(explainer, found)[0]
+        try:
+            given = explain(explainer, found)[0]
+        except Exception:  # a model this version cannot run: the other reasons still show
+            logger.exception("reasons %s: the %s reasons could not be given", name, score)
+            continue
         if given is not None:
             reasons[score] = given
     return reasons
@@ -306,6 +313,9 @@ def _explainers(path: str) -> dict[str, Explainer]:
         with open(path, "rb") as handle:
             loaded = pickle.load(handle)
     except FileNotFoundError:  # reasons written before explainers existed (migration 0005)
+        return {}
+    except Exception:  # written by a version whose classes this one lacks: no model reasons
+        logger.exception("%s could not be read; the credit and churn reasons are not shown", path)
         return {}
     return dict(loaded)
 

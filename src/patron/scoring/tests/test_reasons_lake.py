@@ -188,3 +188,35 @@ def test_credit_reasons_are_given_by_the_runs_model_when_read(lake: Path) -> Non
         assert reasons is not None and reasons["credit"], score.customer_id
         for reason in reasons["credit"]:
             assert "{" not in render(reason) and "{" not in render(reason, language="zh-hans")
+
+
+class _Unrunnable:
+    """A model this version cannot run (as if a later release renamed its internals)."""
+
+    feature_names_ = ("orders",)
+
+    def contributions(self, rows: pa.Table) -> Any:
+        raise AttributeError("'CreditModel' object has no attribute '_booster'")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("broken", ["unreadable file", "model that fails"])
+def test_models_that_cannot_be_used_leave_the_other_reasons_shown(
+    lake: Path, broken: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a run whose credit model cannot give its reasons
+    from patron.intelligence.pipeline import Explainer
+
+    run = new_run()
+    table = reasons_table([5], lambda i: CHINESE).append_column("orders", pa.array([3.0]))
+    explainer = Explainer(_Unrunnable(), "credit.feature", -1, 5.0, {"orders": 2.0})
+    name = reasons_write(
+        run, table, explainers={"credit": explainer}, inputs=table.select(["customer_id", "orders"])
+    )
+    if broken == "unreadable file":
+        (reasons_dir() / name / "explainers.pickle").write_bytes(b"not a pickle")
+    # when
+    reasons = reasons_of(name, 5)
+    # then: the reasons kept as JSON are shown, and the log says what is missing
+    assert reasons == CHINESE
+    assert "credit" in caplog.text or "could not be read" in caplog.text
