@@ -241,8 +241,11 @@ def explainer_inputs(
     chosen = list(explainers)
     columns = {"customer_id": features.column("customer_id")}
     for explainer in chosen:
-        for name in explainer.features:
-            columns[name] = features.column(name)
+        for name in explainer.features:  # a scorecard rule may name a feature not computed
+            present = name in features.column_names
+            columns[name] = (
+                features.column(name) if present else pa.nulls(features.num_rows, pa.float64())
+            )
     for explainer in chosen:
         if explainer.only_where is not None:
             columns[explainer.only_where] = scores.column(explainer.only_where)

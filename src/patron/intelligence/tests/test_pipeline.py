@@ -237,3 +237,21 @@ def test_certifications_none_of_which_is_in_force_at_the_cut_off_rank_zero() -> 
         }
     )
     assert certification_rank(table, np.array([1, 2, 3]), CUTOFF).to_pylist() == [0, 0, 0]
+
+
+def test_a_scorecard_rule_on_a_feature_not_computed_is_explained_as_missing() -> None:
+    # given: a scorecard whose rules name a feature the features table lacks
+    from patron.intelligence.models.credit import Scorecard
+    from patron.intelligence.pipeline import Explainer, explainer_inputs
+
+    features = pa.table({"customer_id": [1, 2], "chargebacks": [0, 2]})
+    model = Scorecard().fit(features)
+    assert model.info_["missing_features"]  # the default rules name more than chargebacks
+    explainer = Explainer(model, "credit.feature", -1, 5.0, {"chargebacks": 0.0})
+    # when
+    inputs = explainer_inputs(features, features, [explainer])
+    given = explain(explainer, inputs)
+    # then: the missing features are null, and the chargebacks are the reason
+    assert set(model.feature_names_) <= set(inputs.column_names)
+    assert given[0] is None and given[1] is not None
+    assert [reason["feature"] for reason in given[1]] == ["chargebacks"]
