@@ -326,6 +326,34 @@ def test_the_child_process_reads_what_is_committed_and_says_what_failed(
         extract._sqlite_child(["SELECT 1", "SELECT nope FROM nowhere"])
 
 
+def test_a_large_extract_is_split_over_two_children_and_comes_back_in_order(
+    lake: Path, sqlite_reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection
+
+    if connection.vendor != "sqlite" or sqlite_reader != "child process":
+        pytest.skip("about the SQLite child process")
+    # given: two children, each counted
+    monkeypatch.setattr(extract, "CHILD_PROCESSES", 2)
+    children: list[list[str]] = []
+    real = extract._one_child
+
+    def counted(database: str, queries: list[str]) -> list[pa.Table]:
+        children.append(queries)
+        return real(database, queries)
+
+    monkeypatch.setattr(extract, "_one_child", counted)
+    queries = [f"SELECT {n} AS n" for n in range(5)]
+    # when
+    tables = extract._sqlite_child(queries)
+    # then: every other query to each child, the results in the order asked
+    assert sorted(children) == [queries[0::2], queries[1::2]]
+    assert [table.column("n")[0].as_py() for table in tables] == [0, 1, 2, 3, 4]
+    # and a failure in either child names its query
+    with pytest.raises(RuntimeError, match=r"SELECT nope FROM nowhere.*no such table"):
+        extract._sqlite_child(["SELECT 1", "SELECT nope FROM nowhere", "SELECT 3"])
+
+
 def test_rows_take_their_orders_columns_and_rows_without_an_order_are_dropped(
     sqlite_reader: str,
 ) -> None:
