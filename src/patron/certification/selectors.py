@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Prefetch, Q
 from django.utils import timezone, translation
 
 from patron.account.roles import (
@@ -326,7 +326,8 @@ def _fields(application: Application, *, full: bool) -> dict[str, str]:
     return out
 
 
-def _documents(qs: Any) -> list[DocumentView]:
+def _documents(documents: Any) -> list[DocumentView]:
+    """The documents as shown (read without their content)."""
     return [
         DocumentView(
             id=d.pk,
@@ -337,7 +338,7 @@ def _documents(qs: Any) -> list[DocumentView]:
             size=d.size,
             uploaded_at=d.uploaded_at,
         )
-        for d in qs.defer("content")
+        for d in documents
     ]
 
 
@@ -415,7 +416,7 @@ def application_detail(*, user: Any, application_id: int) -> ApplicationView:
         decided_by=a.decided_by.get_username() if a.decided_by else "",
         decided_at=a.decided_at,
         decision_reason=a.decision_reason,
-        documents=_documents(a.documents.all()),
+        documents=_documents(a.documents.defer("content")),
         events=_events(a),
         may_review=may_review,
         filed_by_me=filed_by_me,
@@ -563,7 +564,7 @@ def applicant_view(*, customer_id: int) -> ApplicantView:
                 failed_checks=[
                     c for c in checks_view(a.prechecks or []) if c.hard and not c.passed
                 ],
-                documents=_documents(a.documents.all()),
+                documents=_documents(a.documents.defer("content")),
                 events=_events(a),
                 fields=_fields(a, full=True),
                 birth_date=a.birth_date.isoformat() if a.birth_date else "",
@@ -657,6 +658,7 @@ class ChangeView:
 
 
 def _change_view(r: ChangeRequest, *, full: bool) -> ChangeView:
+    documents = list(r.documents.all())  # prefetched without their content (_CHANGES)
     changes = services.change_request_values(r)
     if not full:
         changes = {
@@ -679,7 +681,11 @@ def _change_view(r: ChangeRequest, *, full: bool) -> ChangeView:
         checks=checks_view(
             [
                 *(r.prechecks or []),
-                *(services.change_missing_documents(r) if r.status == "pending" else []),
+                *(
+                    services.change_missing_documents(r, [d.kind for d in documents])
+                    if r.status == "pending"
+                    else []
+                ),
             ]
         ),
         status=r.status,
@@ -689,8 +695,15 @@ def _change_view(r: ChangeRequest, *, full: bool) -> ChangeView:
         decided_by=r.decided_by.get_username() if r.decided_by else "",
         decided_at=r.decided_at,
         decision_reason=r.decision_reason,
-        documents=_documents(r.documents.all()),
+        documents=_documents(documents),
     )
+
+
+def _changes() -> Any:
+    """Change requests with what their view shows, their documents read once for all."""
+    return ChangeRequest.objects.select_related(
+        "customer", "certification__level", "requested_by", "decided_by"
+    ).prefetch_related(Prefetch("documents", queryset=Document.objects.defer("content")))
 
 
 def change_request_list(
@@ -701,9 +714,7 @@ def change_request_list(
         raise ValidationFailed(
             f"status: one of {', '.join(ChangeRequest.Status.values)}; got {status!r}"
         )
-    qs = ChangeRequest.objects.select_related(
-        "customer", "certification__level", "requested_by", "decided_by"
-    )
+    qs = _changes()
     if status:
         qs = qs.filter(status=status)
     if customer_id is not None:
@@ -714,13 +725,7 @@ def change_request_list(
 
 def change_request_detail(*, user: Any, request_id: int) -> ChangeView:
     require_permission(user, VIEW_CERTIFICATION)
-    r = (
-        ChangeRequest.objects.select_related(
-            "customer", "certification__level", "requested_by", "decided_by"
-        )
-        .filter(pk=request_id)
-        .first()
-    )
+    r = _changes().filter(pk=request_id).first()
     if r is None:
         raise NotFound(f"change request {request_id} not found")
     return _change_view(r, full=user.has_perm(REVIEW_CERTIFICATION) or may_see_pii(user))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -1681,13 +1681,17 @@ def change_document_add(
     return document
 
 
-def change_missing_documents(request: ChangeRequest) -> list[dict[str, Any]]:
+def change_missing_documents(
+    request: ChangeRequest, supplied: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
     """The documents the change still needs (``rules.CHANGE_DOCUMENTS``), as stored checks.
     A change an import found needs none: the shop's system is its evidence, and the reviewer
-    accepts it or puts the certified value back."""
+    accepts it or puts the certified value back. ``supplied``: the kinds of the request's
+    documents when the caller has them (a list reads them once for every request)."""
     if request.source == "import":
         return []
-    supplied = request.documents.values_list("kind", flat=True)
+    if supplied is None:
+        supplied = request.documents.values_list("kind", flat=True)
     return [c.to_json() for c in rules.change_document_checks(request.fields, supplied)]
 
 

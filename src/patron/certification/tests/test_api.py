@@ -1156,3 +1156,30 @@ def test_evidence_is_checked_like_any_document_and_only_by_those_who_may_file(
         == 403
     )
     assert not Document.objects.filter(change_request_id=change["id"]).exists()
+
+
+def test_the_change_list_reads_the_same_number_of_queries_for_one_request_or_many() -> None:
+    # given: one change request waiting, then three more
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from patron.certification.selectors import change_request_list
+
+    reviewer = make_user(Role.RISK_ANALYST, username="analyst-zhou")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            listed = change_request_list(user=reviewer)
+        assert all(view.checks for view in listed)  # each names the document it still needs
+        return len(captured)
+
+    _waiting_change(make_customer(name="甲"))
+    queries()  # the reviewer's permissions are read (and kept) on the first call
+    one = queries()
+    for name in ("乙", "丙", "丁"):
+        _waiting_change(make_customer(name=name))
+    # when
+    four = queries()
+    # then: no query per request (the documents are read once for all)
+    assert len(change_request_list(user=reviewer)) == 4
+    assert four == one
