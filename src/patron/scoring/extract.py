@@ -97,19 +97,16 @@ def _sqlite_child(queries: Sequence[str]) -> list[pa.Table]:
     each, so the caller's order spreads large tables), in the order given."""
     connection.ensure_connection()
     database = str(connection.settings_dict["NAME"])
-    shares = [list(range(k, len(queries), CHILD_PROCESSES)) for k in range(CHILD_PROCESSES)]
-    shares = [share for share in shares if share]
-    if len(shares) <= 1:
+    children = min(CHILD_PROCESSES, len(queries))
+    if children <= 1:
         return _one_child(database, list(queries))
-    with ThreadPoolExecutor(len(shares)) as pool:  # each thread waits on its child's pipe
-        results = list(
-            pool.map(lambda share: _one_child(database, [queries[i] for i in share]), shares)
-        )
-    tables: list[pa.Table | None] = [None] * len(queries)
-    for share, got in zip(shares, results, strict=True):
-        for index, table in zip(share, got, strict=True):
-            tables[index] = table
-    return [table for table in tables if table is not None]
+    shares = [list(queries[k::children]) for k in range(children)]
+    with ThreadPoolExecutor(children) as pool:  # each thread waits on its child's pipe
+        results = list(pool.map(lambda share: _one_child(database, share), shares))
+    tables: list[pa.Table] = [pa.table({})] * len(queries)
+    for k, got in enumerate(results):
+        tables[k::children] = got  # _one_child returns one table per query, or raises
+    return tables
 
 
 def _one_child(database: str, queries: list[str]) -> list[pa.Table]:

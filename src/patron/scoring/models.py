@@ -114,7 +114,7 @@ class GradeHistory(models.Model):
 
 
 class CustomerScore(models.Model):
-    """A customer's latest scores. The reasons behind each are in the run's reasons file in
+    """A customer's latest scores. The reasons behind each are in the run's reasons folder in
     the lake (``patron.scoring.writeback.reasons_of``), not here: a million customers' reasons
     are about 1 GB of text, written every night and read a few at a time."""
 

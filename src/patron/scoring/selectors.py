@@ -60,7 +60,7 @@ class ScoreView:
     cluster: int | None
     cluster_name: str
     reasons: dict[str, list[str]]
-    #: False when the run's reasons file is no longer in the lake (``reasons`` is then empty)
+    #: False when the run's reasons folder is no longer in the lake (``reasons`` is then empty)
     reasons_available: bool = True
 
 
@@ -78,7 +78,7 @@ def reasons_render(stored: dict[str, Any]) -> dict[str, list[str]]:
 
 def stored_reasons(row: CustomerScore) -> dict[str, Any] | None:
     """The score row's reasons as stored (score name -> reasons as data), from its run's
-    reasons file in the lake; None when that file is no longer kept."""
+    reasons folder in the lake; None when that folder is no longer kept."""
     name = ScoreRun.objects.filter(pk=row.run_id).values_list("reasons_folder", flat=True).first()
     return reasons_of(name or "", row.customer_id)
 

@@ -70,7 +70,7 @@ def test_chinese_reasons_are_stored_as_written_and_names_never_repeat(lake: Path
 
 @pytest.mark.django_db
 def test_prune_keeps_the_newest_runs_and_the_one_the_scores_point_at(lake: Path) -> None:
-    # given: five runs with reasons files; the score rows point at the oldest
+    # given: five runs with reasons folders; the score rows point at the oldest
     customer = make_customer(name="李雷")
     runs = [new_run() for _ in range(5)]
     for run in runs:
@@ -92,7 +92,7 @@ def test_prune_keeps_the_newest_runs_and_the_one_the_scores_point_at(lake: Path)
 
 @pytest.mark.django_db
 def test_the_page_and_the_api_say_when_the_reasons_are_no_longer_kept(lake: Path) -> None:
-    # given: a score row whose run's reasons file has gone
+    # given: a score row whose run's reasons folder has gone
     customer = make_customer(name="韩梅梅")
     run = new_run()
     run.reasons_folder = reasons_write(run, reasons_table([customer.pk], lambda i: CHINESE))

@@ -725,7 +725,7 @@ def test_every_reason_template_has_a_chinese_translation_with_the_same_fields() 
 def score_with_reasons(
     customer: Any, run: ScoreRun, reasons: dict[str, Any], **fields: Any
 ) -> CustomerScore:
-    """A score row of ``run`` whose reasons are in the run's reasons file, as a run writes."""
+    """A score row of ``run`` whose reasons are in the run's reasons folder, as a run writes."""
     table = pa.table(
         {"customer_id": [customer.pk], "reasons": [json.dumps(reasons, ensure_ascii=False)]}
     )
