@@ -251,6 +251,7 @@ def _write_back(result: Any, database_url: str | None) -> float:
         grade_history_apply,
         reasons_write,
         scores_replace,
+        scores_staged,
         snapshot_write,
     )
 
@@ -270,16 +271,17 @@ def _write_back(result: Any, database_url: str | None) -> float:
 
     table, grades, reasons, _ = _official_grades(result.scores, {}, regrade=False)
     lap("grades")
-    reasons_write(run_row, table, explainers=result.explainers, inputs=result.explainer_inputs)
-    lap("reasons")
-    with transaction.atomic():
-        scores_replace(run_row, table)
-        lap("scores")
-        grade_history_apply(
-            run=run_row, as_of=run_row.as_of, grades=grades, reasons=reasons, policy_version=1
-        )
-        lap("history")
-    lap("commit")
+    with scores_staged(run_row, table) as rows:
+        reasons_write(run_row, table, explainers=result.explainers, inputs=result.explainer_inputs)
+        lap("reasons")
+        with transaction.atomic():
+            scores_replace(rows)
+            lap("scores")
+            grade_history_apply(
+                run=run_row, as_of=run_row.as_of, grades=grades, reasons=reasons, policy_version=1
+            )
+            lap("history")
+        lap("commit")
     snapshot_write(run_row, table)
     lap("snapshot")
     print(

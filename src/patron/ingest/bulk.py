@@ -27,13 +27,19 @@ def _utc_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.replace_substring_regex(text, pattern=r"\.000000$", replacement="")
 
 
-def _sqlite_column(column: pa.ChunkedArray) -> list[object]:
+def sqlite_values(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """``column`` as Django's SQLite backend stores it: times as UTC text, decimals and
+    dates as text, everything else as it is."""
     kind = column.type
     if pa.types.is_timestamp(kind):
-        return _utc_text(column).to_pylist()
+        return _utc_text(column)
     if pa.types.is_decimal(kind) or pa.types.is_date(kind):
-        return pc.cast(column, pa.string()).to_pylist()
-    return column.to_pylist()
+        return pc.cast(column, pa.string())
+    return column
+
+
+def _sqlite_column(column: pa.ChunkedArray) -> list[object]:
+    return sqlite_values(column).to_pylist()
 
 
 def _postgres_ready(rows: pa.Table) -> pa.Table:

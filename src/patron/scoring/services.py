@@ -39,6 +39,7 @@ from patron.scoring.writeback import (
     reasons_prune,
     reasons_write,
     scores_replace,
+    scores_staged,
     snapshot_write,
 )
 
@@ -104,23 +105,25 @@ def score_customers(
         scores, to_record, reasons, summary = _official_grades(
             result.scores, current, regrade=regrade
         )
-        # The reasons first: once the score rows point at this run, its reasons are there.
-        run_row.reasons_folder = reasons_write(
-            run_row, scores, explainers=result.explainers, inputs=result.explainer_inputs
-        )
-        seconds["reasons"] = round(time.perf_counter() - started, 3)
-        started = time.perf_counter()
-        with transaction.atomic():
-            scores_replace(run_row, scores)
-            history = grade_history_apply(
-                run=run_row,
-                as_of=as_of,
-                grades=to_record,
-                reasons=reasons,
-                policy_version=policy_row.version,
+        # On a large SQLite database a child process stages the score rows from here on.
+        with scores_staged(run_row, scores) as rows:
+            # The reasons first: once the score rows point at this run, its reasons are there.
+            run_row.reasons_folder = reasons_write(
+                run_row, scores, explainers=result.explainers, inputs=result.explainer_inputs
             )
-            ScoreRun.objects.filter(pk=run_row.pk).update(reasons_folder=run_row.reasons_folder)
-        committed = True
+            seconds["reasons"] = round(time.perf_counter() - started, 3)
+            started = time.perf_counter()
+            with transaction.atomic():
+                scores_replace(rows)
+                history = grade_history_apply(
+                    run=run_row,
+                    as_of=as_of,
+                    grades=to_record,
+                    reasons=reasons,
+                    policy_version=policy_row.version,
+                )
+                ScoreRun.objects.filter(pk=run_row.pk).update(reasons_folder=run_row.reasons_folder)
+            committed = True
         seconds["write"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         snapshot_write(run_row, scores)

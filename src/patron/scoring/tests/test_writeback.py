@@ -3,10 +3,14 @@ are contiguous, never overlap, and the open one is the last grade given."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
@@ -14,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patron.conftest import make_customer
-from patron.scoring.models import GradeHistory, ScoreRun
+from patron.scoring import sqlite_writer, writeback
+from patron.scoring.models import CustomerScore, GradeHistory, ScoreRun
 from patron.scoring.writeback import grade_history_apply
 
 GRADES = st.sampled_from(["core", "potential", "ordinary"])
@@ -81,3 +86,153 @@ def test_reasons_are_kept_as_text_and_read_back_as_json() -> None:
     assert "12 个月价值" in stored  # written as it reads, not \u-escaped
     # ... and reads back as the same JSON
     assert GradeHistory.objects.get(pk=row.pk).reasons == reasons
+
+
+# --------------------------------------------------------------------------------------
+# Score rows staged in a scratch file (large SQLite write-backs)
+# --------------------------------------------------------------------------------------
+
+
+def _score_table(customers: list[int], credit: int = 600) -> pa.Table:
+    n = len(customers)
+    return pa.table(
+        {
+            "customer_id": pa.array(customers, pa.int64()),
+            "purchase_days": pa.array(range(n), pa.int64()),
+            "days_since_last_purchase": pa.array([None, *range(1, n)], pa.int64()),
+            "p_alive": pa.array([0.25, None, *[0.5] * (n - 2)], pa.float64()),
+            "expected_orders_90d": pa.array([1.0 / 3] * n, pa.float64()),
+            "expected_order_value": pa.array([123.456, None, *[7.0] * (n - 2)], pa.float64()),
+            "clv_12m": pa.array([1_000.005] * n, pa.float64()),
+            "currency": pa.array(["CNY"] * n),
+            "rfm_r": pa.array([None, *[5] * (n - 1)], pa.int64()),
+            "rfm_f": pa.array([3] * n, pa.int64()),
+            "rfm_m": pa.array([4] * n, pa.int64()),
+            "rfm_segment": pa.array(["champions", None, *["at_risk"] * (n - 2)]),
+            "credit_score": pa.array([credit] * n, pa.int64()),
+            "credit_model": pa.array(["lightgbm"] * n),
+            "churn_probability": pa.array([None, *[0.125] * (n - 1)], pa.float64()),
+            "churn_model": pa.array([None, *["bgnbd"] * (n - 1)]),
+            "cluster": pa.array([0, 1, *[2] * (n - 2)], pa.int64()),
+            "cluster_name": pa.array(["高价值 high value", *["其他"] * (n - 1)]),
+            "potential_value": pa.array([55.5] * n, pa.float64()),
+            "word_of_mouth": pa.array([0.0] * n, pa.float64()),
+            "certification_rank": pa.array([0] * n, pa.int64()),
+            "grade": pa.array(["core", "potential", *["ordinary"] * (n - 2)]),
+            "grade_composite": pa.array([0.9, 0.5, *[0.1] * (n - 2)], pa.float64()),
+        }
+    )
+
+
+def _stored() -> list[dict[str, object]]:
+    return [dict(row) for row in CustomerScore.objects.order_by("customer_id").values()]
+
+
+def _attached() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA database_list")
+        return [row[1] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staged_score_rows_are_stored_exactly_as_bound_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite stages score rows")
+    # given: the same score table, written once bound from Python and once staged
+    customers = [make_customer(external_id=f"S{i}").pk for i in range(4)]
+    run = ScoreRun.objects.create(as_of=date(2026, 3, 1), started_at=timezone.now())
+    table = _score_table(customers)
+    with writeback.scores_staged(run, table) as rows, transaction.atomic():
+        assert not rows.staged
+        writeback.scores_replace(rows)
+    bound = _stored()
+    # when
+    monkeypatch.setattr(writeback, "STAGE_MIN_ROWS", 1)
+    with writeback.scores_staged(run, table) as rows:
+        assert rows.staged
+        folder = rows.folder
+        with transaction.atomic():
+            assert writeback.scores_replace(rows) == 4
+    # then: the same values, types included (Decimal, date, None), and nothing left behind
+    staged = _stored()
+    for row in bound + staged:
+        row.pop("id")
+    assert staged == bound
+    assert staged[0]["expected_order_value"] == Decimal("123.46")
+    assert staged[0]["as_of"] == date(2026, 3, 1)
+    assert staged[1]["rfm_segment"] == ""
+    assert staged[0]["cluster_name"] == "高价值 high value"
+    assert folder is not None and not folder.exists()
+    assert writeback._STAGE not in _attached()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_write_back_keeps_the_old_scores_and_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite stages score rows")
+    # given: scores in place
+    customers = [make_customer(external_id=f"F{i}").pk for i in range(3)]
+    run = ScoreRun.objects.create(as_of=date(2026, 3, 1), started_at=timezone.now())
+    with (
+        writeback.scores_staged(run, _score_table(customers, credit=500)) as rows,
+        transaction.atomic(),
+    ):
+        writeback.scores_replace(rows)
+    monkeypatch.setattr(writeback, "STAGE_MIN_ROWS", 1)
+    # when: the transaction fails after the staged rows went in
+    with (
+        pytest.raises(RuntimeError, match="later step"),
+        writeback.scores_staged(run, _score_table(customers, credit=900)) as rows,
+    ):
+        folder = rows.folder
+        with transaction.atomic():
+            writeback.scores_replace(rows)
+            raise RuntimeError("a later step failed")
+    # then
+    assert {row["credit_score"] for row in _stored()} == {500}
+    assert folder is not None and not folder.exists()
+    assert writeback._STAGE not in _attached()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_staging_child_says_why_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite stages score rows")
+    customers = [make_customer(external_id=f"C{i}").pk for i in range(3)]
+    run = ScoreRun.objects.create(as_of=date(2026, 3, 1), started_at=timezone.now())
+    monkeypatch.setattr(writeback, "STAGE_MIN_ROWS", 1)
+    monkeypatch.setattr(writeback, "_WRITER", "patron.scoring.no_such_writer")
+    with (
+        pytest.raises(RuntimeError, match="no_such_writer"),
+        writeback.scores_staged(run, _score_table(customers)) as rows,
+        transaction.atomic(),
+    ):
+        writeback.scores_replace(rows)
+    assert _stored() == []
+
+
+@pytest.mark.django_db
+def test_score_rows_are_not_staged_inside_an_open_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a scratch file attached inside a transaction could not be detached before it ends
+    customers = [make_customer(external_id=f"T{i}").pk for i in range(3)]
+    run = ScoreRun.objects.create(as_of=date(2026, 3, 1), started_at=timezone.now())
+    monkeypatch.setattr(writeback, "STAGE_MIN_ROWS", 1)
+    with writeback.scores_staged(run, _score_table(customers)) as rows:
+        assert not rows.staged
+        writeback.scores_replace(rows)
+    assert [row["customer_id"] for row in _stored()] == customers
+
+
+def test_the_staging_writer_refuses_a_file_that_exists(tmp_path: Path) -> None:
+    path = tmp_path / "scores.sqlite3"
+    path.write_bytes(b"")
+    with pytest.raises(FileExistsError):
+        sqlite_writer.write(str(path), "scores", io.BytesIO())
