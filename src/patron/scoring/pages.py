@@ -59,8 +59,8 @@ STAGE_LABELS: dict[str, str | Promise] = {
     "extract": _("extract"),
     "features": _("features"),
     "purchase_models": _("purchase models"),
-    "credit": _("credit"),
     "churn": _("churn"),
+    "credit": _("credit"),  # beside the purchase models and churn (pipeline.run)
     "clusters": _("clusters"),
     "value": _("value"),
     "grades": _("grades"),

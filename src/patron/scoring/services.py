@@ -48,8 +48,8 @@ STAGES = (
     "extract",
     "features",
     "purchase_models",
-    "credit",
     "churn",
+    "credit",  # learnt beside the purchase models and churn
     "clusters",
     "value",
     "grades",
