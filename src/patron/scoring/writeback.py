@@ -123,7 +123,11 @@ class ScoreRows:
         self._feeder: threading.Thread | None = None
         self._attached = False
         if staged:
-            self._stage()
+            try:
+                self._stage()
+            except BaseException:  # e.g. the child could not start: no scratch folder left
+                self.close()
+                raise
 
     @property
     def staged(self) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import sys
+import tempfile
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -128,6 +130,11 @@ def _stored() -> list[dict[str, object]]:
     return [dict(row) for row in CustomerScore.objects.order_by("customer_id").values()]
 
 
+def _customers_and_run(prefix: str, n: int) -> tuple[list[int], ScoreRun]:
+    customers = [make_customer(external_id=f"{prefix}{i}").pk for i in range(n)]
+    return customers, ScoreRun.objects.create(as_of=date(2026, 3, 1), started_at=timezone.now())
+
+
 def _attached() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA database_list")
@@ -141,8 +148,7 @@ def test_staged_score_rows_are_stored_exactly_as_bound_ones(
     if connection.vendor != "sqlite":
         pytest.skip("only SQLite stages score rows")
     # given: the same score table, written once bound from Python and once staged
-    customers = [make_customer(external_id=f"S{i}").pk for i in range(4)]
-    run = ScoreRun.objects.create(as_of=date(2026, 3, 1), started_at=timezone.now())
+    customers, run = _customers_and_run("S", 4)
     table = _score_table(customers)
     with writeback.scores_staged(run, table) as rows, transaction.atomic():
         assert not rows.staged
@@ -175,8 +181,7 @@ def test_a_failed_write_back_keeps_the_old_scores_and_leaves_nothing_behind(
     if connection.vendor != "sqlite":
         pytest.skip("only SQLite stages score rows")
     # given: scores in place
-    customers = [make_customer(external_id=f"F{i}").pk for i in range(3)]
-    run = ScoreRun.objects.create(as_of=date(2026, 3, 1), started_at=timezone.now())
+    customers, run = _customers_and_run("F", 3)
     with (
         writeback.scores_staged(run, _score_table(customers, credit=500)) as rows,
         transaction.atomic(),
@@ -204,8 +209,7 @@ def test_a_failing_staging_child_says_why_and_writes_nothing(
 ) -> None:
     if connection.vendor != "sqlite":
         pytest.skip("only SQLite stages score rows")
-    customers = [make_customer(external_id=f"C{i}").pk for i in range(3)]
-    run = ScoreRun.objects.create(as_of=date(2026, 3, 1), started_at=timezone.now())
+    customers, run = _customers_and_run("C", 3)
     monkeypatch.setattr(writeback, "STAGE_MIN_ROWS", 1)
     monkeypatch.setattr(writeback, "_WRITER", "patron.scoring.no_such_writer")
     with (
@@ -222,8 +226,7 @@ def test_score_rows_are_not_staged_inside_an_open_transaction(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # a scratch file attached inside a transaction could not be detached before it ends
-    customers = [make_customer(external_id=f"T{i}").pk for i in range(3)]
-    run = ScoreRun.objects.create(as_of=date(2026, 3, 1), started_at=timezone.now())
+    customers, run = _customers_and_run("T", 3)
     monkeypatch.setattr(writeback, "STAGE_MIN_ROWS", 1)
     with writeback.scores_staged(run, _score_table(customers)) as rows:
         assert not rows.staged
@@ -236,3 +239,21 @@ def test_the_staging_writer_refuses_a_file_that_exists(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(FileExistsError):
         sqlite_writer.write(str(path), "scores", io.BytesIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_staging_child_that_cannot_start_leaves_no_scratch_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite stages score rows")
+    customers, run = _customers_and_run("N", 3)
+    monkeypatch.setattr(writeback, "STAGE_MIN_ROWS", 1)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    with (
+        pytest.raises(FileNotFoundError),
+        writeback.scores_staged(run, _score_table(customers)),
+    ):
+        pass
+    assert list(tmp_path.iterdir()) == []
