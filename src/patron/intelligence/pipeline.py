@@ -58,7 +58,7 @@ class Config:
 
 @dataclass
 class Result:
-    scores: pa.Table  # one row per customer; reasons as a list of dicts per score name
+    scores: pa.Table  # one row per customer; reasons: a struct of JSON texts by score name
     parameters: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     clusters: list[dict[str, Any]] = field(default_factory=list)
@@ -504,18 +504,12 @@ def _reasons(
     purchase_reasons: Mapping[str, pa.Array],
     grades: grading.Grades,
     value: pa.Table,
-) -> pa.Array:
-    """Per customer, a JSON object: score name -> reasons (see ``patron.intelligence.explain``),
+) -> pa.StructArray:
+    """Per customer, score name -> reasons (JSON text, see ``patron.intelligence.explain``),
     built column-wise (``reason_columns``). The credit and churn reasons are not here: they
     are given on reading, by the run's :class:`Explainer`."""
     position = pc.index_in(
         pa.array(ids, pa.int64()), value_set=purchases.table.column("customer_id")
     )
     bought = {name: column.take(position) for name, column in purchase_reasons.items()}
-    return rc.obj(
-        {  # "grade" first: patron.scoring.services prepends to it
-            "grade": grades.reasons,
-            **bought,
-            "value": value.column("value_reasons").combine_chunks(),
-        }
-    )
+    return rc.by_score({"grade": grades.reasons, **bought, "value": value.column("value_reasons")})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime
 from datetime import time as clock
 from typing import Any
@@ -26,6 +27,7 @@ from django.utils import timezone
 
 from patron.errors import ValidationFailed
 from patron.intelligence import grading
+from patron.intelligence import reason_columns as rc
 from patron.intelligence.explain import N_, Reason
 from patron.intelligence.pipeline import Config, run
 from patron.intelligence.purchases import NotEnoughData
@@ -76,6 +78,7 @@ def score_customers(
     )
     seconds: dict[str, float] = {}
     committed = False
+    reasons_job: Future[tuple[str, float]] | None = None
 
     def report(name: str) -> None:
         if progress:
@@ -105,14 +108,20 @@ def score_customers(
         scores, to_record, reasons, summary = _official_grades(
             result.scores, current, regrade=regrade
         )
-        # On a large SQLite database a child process stages the score rows from here on.
-        with scores_staged(run_row, scores) as rows:
-            # The reasons first: once the score rows point at this run, its reasons are there.
-            run_row.reasons_folder = reasons_write(
-                run_row, scores, explainers=result.explainers, inputs=result.explainer_inputs
+        seconds["grades"] = round(seconds.get("grades", 0.0) + time.perf_counter() - started, 3)
+        started = time.perf_counter()
+        # The reasons go to the lake on a second thread (Arrow's Parquet writer releases the
+        # GIL) while the database takes the scores; on a large SQLite database a child process
+        # stages the score rows. Leaving the executor waits for the reasons, even on an error.
+        with ThreadPoolExecutor(1) as beside, scores_staged(run_row, scores) as rows:
+            reasons_job = beside.submit(
+                _timed,
+                reasons_write,
+                run_row,
+                scores,
+                explainers=result.explainers,
+                inputs=result.explainer_inputs,
             )
-            seconds["reasons"] = round(time.perf_counter() - started, 3)
-            started = time.perf_counter()
             with transaction.atomic():
                 scores_replace(rows)
                 history = grade_history_apply(
@@ -122,6 +131,8 @@ def score_customers(
                     reasons=reasons,
                     policy_version=policy_row.version,
                 )
+                # Before the commit: once the score rows point at this run, its reasons are there.
+                run_row.reasons_folder, seconds["reasons"] = reasons_job.result()
                 ScoreRun.objects.filter(pk=run_row.pk).update(reasons_folder=run_row.reasons_folder)
             committed = True
         seconds["write"] = round(time.perf_counter() - started, 3)
@@ -131,7 +142,7 @@ def score_customers(
         seconds["snapshot"] = round(time.perf_counter() - started, 3)
     except BaseException:
         if not committed:  # no score row points at this run: its reasons are nobody's
-            reasons_discard(run_row.reasons_folder)
+            reasons_discard(run_row.reasons_folder or _written(reasons_job))
             run_row.reasons_folder = ""
         ScoreRun.objects.filter(pk=run_row.pk).update(
             status=ScoreRun.Status.FAILED,
@@ -150,6 +161,18 @@ def score_customers(
     return run_row
 
 
+def _timed(work: Callable[..., str], *args: Any, **kwargs: Any) -> tuple[str, float]:
+    started = time.perf_counter()
+    return work(*args, **kwargs), round(time.perf_counter() - started, 3)
+
+
+def _written(job: Future[tuple[str, float]] | None) -> str:
+    """The reasons folder a finished ``reasons_write`` job made ("" if none)."""
+    if job is None or job.cancelled() or job.exception() is not None:
+        return ""
+    return job.result()[0]
+
+
 def _official_grades(
     scores: pa.Table, current: dict[int, tuple[str, date]], *, regrade: bool
 ) -> tuple[pa.Table, dict[int, str], dict[int, str], dict[str, Any]]:
@@ -163,7 +186,7 @@ def _official_grades(
     previous = {customer: grade for customer, (grade, _) in current.items()}
     moves = grading.moves(previous, dict(zip(ids, indicated, strict=True)))
     grade_reasons = scores.column("grade_reasons").to_pylist()
-    reasons_json: list[str] | None = None
+    held_reasons: list[str | None] | None = None  # the "grade" reasons, where a grade is held
     official: list[str] = []
     to_record: dict[int, str] = {}
     reasons: dict[int, str] = {}
@@ -176,15 +199,18 @@ def _official_grades(
             continue
         official.append(held[0])
         if held[0] != indicated[i]:
-            if reasons_json is None:
-                reasons_json = scores.column("reasons").to_pylist()
-            reasons_json[i] = _with_hold(reasons_json[i], held, indicated[i])
+            if held_reasons is None:
+                held_reasons = scores.column("reasons").combine_chunks().field("grade").to_pylist()
+            held_reasons[i] = _with_hold(held_reasons[i], held, indicated[i])
     table = scores.set_column(
         scores.column_names.index("grade"), "grade", pa.array(official, pa.string())
     )
-    if reasons_json is not None:
+    if held_reasons is not None:
+        stored = table.column("reasons").combine_chunks()
+        fields = {f.name: stored.field(f.name) for f in stored.type}
+        fields["grade"] = pa.array(held_reasons, pa.string())
         table = table.set_column(
-            table.column_names.index("reasons"), "reasons", pa.array(reasons_json, pa.string())
+            table.column_names.index("reasons"), "reasons", rc.by_score(fields)
         )
     counts = {
         g: int(n) for g, n in zip(*np.unique(np.asarray(official), return_counts=True), strict=True)
@@ -198,12 +224,9 @@ def _official_grades(
     return table, to_record, reasons, summary
 
 
-_GRADE_FIRST = '{"grade":['
-
-
-def _with_hold(reasons: str, held: tuple[str, date], indicated: str) -> str:
-    """The customer's reasons (JSON text, "grade" first) with the held grade explained
-    before the grade's own reasons."""
+def _with_hold(reasons: str | None, held: tuple[str, date], indicated: str) -> str:
+    """The customer's grade reasons (a JSON list's text) with the held grade explained
+    first."""
     hold = Reason(
         N_(
             "grade held since {since} (grades change at the quarterly re-grade); "
@@ -211,14 +234,8 @@ def _with_hold(reasons: str, held: tuple[str, date], indicated: str) -> str:
         ),
         {"since": held[1].isoformat(), "grade": grading.GRADE_WORDS[indicated]},
     ).to_json()
-    if not reasons.startswith(_GRADE_FIRST):  # not as the pipeline writes them: parse
-        entry = json.loads(reasons)
-        entry["grade"] = [hold, *entry.get("grade", [])]
-        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
-    rest = reasons[len(_GRADE_FIRST) :]
-    joiner = "" if rest.startswith("]") else ","
-    return (
-        _GRADE_FIRST + json.dumps(hold, ensure_ascii=False, separators=(",", ":")) + joiner + rest
+    return json.dumps(
+        [hold, *json.loads(reasons or "[]")], ensure_ascii=False, separators=(",", ":")
     )
 
 

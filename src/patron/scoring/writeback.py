@@ -39,6 +39,7 @@ from django.db import connection
 
 from patron.errors import Conflict
 from patron.ingest.bulk import bulk_insert, sqlite_values
+from patron.intelligence import reason_columns as rc
 from patron.intelligence.pipeline import Explainer, explain
 from patron.scoring.models import CustomerScore, GradeHistory, ScoreRun
 
@@ -230,17 +231,33 @@ def scores_replace(rows: ScoreRows) -> int:
 
 
 def open_grades(customers: Iterable[int] | None = None) -> dict[int, tuple[str, date]]:
-    """Every customer's current grade and the day it started (only ``customers``' if given)."""
+    """Every customer's current grade and the day it started (only ``customers``' if given).
+
+    Read through the cursor, each distinct day parsed once: the ORM's per-row date
+    converter took 2.4 s of the 3 s for a million open grades on SQLite."""
     rows = GradeHistory.objects.filter(valid_to__isnull=True).values_list(
         "customer_id", "grade", "valid_from"
     )
-    if customers is None:
-        return {
-            customer: (grade, since) for customer, grade, since in rows.iterator(chunk_size=CHUNK)
-        }
+    queries = (
+        [rows]
+        if customers is None
+        else [rows.filter(customer_id__in=chunk) for chunk in _chunks(sorted(customers))]
+    )
+    days: dict[Any, date] = {}
+
+    def day(value: Any) -> date:  # SQLite gives ISO text, PostgreSQL a date
+        found = days.get(value)
+        if found is None:
+            found = days[value] = value if isinstance(value, date) else date.fromisoformat(value)
+        return found
+
     found: dict[int, tuple[str, date]] = {}
-    for chunk in _chunks(sorted(customers)):
-        found.update((c, (grade, since)) for c, grade, since in rows.filter(customer_id__in=chunk))
+    with connection.cursor() as cursor:
+        for query in queries:
+            sql, params = query.query.sql_with_params()
+            cursor.execute(sql, params)
+            while batch := cursor.fetchmany(CHUNK):
+                found.update((customer, (grade, day(since))) for customer, grade, since in batch)
     return found
 
 
@@ -388,8 +405,9 @@ def reasons_write(
     """Write the run's reasons to the lake and return the folder's name (relative to
     :func:`reasons_dir`) for ``ScoreRun.reasons_folder``.
 
-    The folder holds ``reasons.parquet`` (the ``reasons`` column of ``scores``, JSON text
-    per customer, and the ``inputs`` the ``explainers`` read) and ``explainers.pickle`` (the
+    The folder holds ``reasons.parquet`` (the ``reasons`` column of ``scores``: per customer
+    a struct of JSON texts by score name, or one JSON object's text as older runs wrote it;
+    and the ``inputs`` the ``explainers`` read) and ``explainers.pickle`` (the
     fitted models that give the credit and churn reasons on reading, see
     ``patron.intelligence.pipeline.Explainer``).
 
@@ -436,8 +454,7 @@ def reasons_of(name: str, customer_id: int, *, lake: Path | None = None) -> dict
     )
     if found.num_rows == 0:
         return {}
-    value = json.loads(found.column("reasons")[0].as_py() or "{}")
-    reasons = value if isinstance(value, dict) else {}
+    reasons = rc.decoded(found.column("reasons")[0].as_py())
     for score, explainer in _explainers(str(folder / _EXPLAINERS)).items():
         try:
             given = explain(explainer, found)[0]

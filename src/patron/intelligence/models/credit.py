@@ -200,7 +200,9 @@ def feature_matrix(
         missing = [name for name in names if name not in table.column_names]
         if missing:
             raise ValueError(f"feature table lacks column(s): {', '.join(missing)}")
-    matrix = np.empty((table.num_rows, len(names)), dtype=np.float64)
+    # Column-major: each column is one contiguous copy (row-major was 0.7-1.2 s per call at
+    # 1M x 50, strided writes), and LightGBM reads column-major matrices as they are.
+    matrix = np.empty((table.num_rows, len(names)), dtype=np.float64, order="F")
     for j, name in enumerate(names):
         column = table.column(name)
         if not _is_feature_type(column.type):
@@ -932,7 +934,7 @@ class Scorecard:
         return self
 
     def _values(self, X: pa.Table) -> FloatArray:
-        values = np.full((X.num_rows, len(self.rules)), np.nan, dtype=np.float64)
+        values = np.full((X.num_rows, len(self.rules)), np.nan, dtype=np.float64, order="F")
         present = [f for f in self.feature_names_ if f in X.column_names]
         if present:
             matrix, _ = feature_matrix(X, present)

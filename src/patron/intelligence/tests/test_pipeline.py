@@ -3,7 +3,6 @@ at or after the cut-off."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -12,6 +11,7 @@ import pyarrow.compute as pc
 import pytest
 
 from patron.intelligence import grading
+from patron.intelligence import reason_columns as rc
 from patron.intelligence.explain import render
 from patron.intelligence.pipeline import (
     MIN_CHURN_LOG_ODDS,
@@ -127,7 +127,7 @@ def test_every_customer_gets_one_row_with_scores_and_reasons(result: Result) -> 
     credit = scored.column("credit_score").to_numpy()
     assert credit.min() >= 350 and credit.max() <= 950
     assert set(scored.column("grade").to_pylist()) <= {"core", "potential", "ordinary"}
-    reasons = json.loads(scored.column("reasons")[0].as_py())
+    reasons = rc.decoded(scored.column("reasons")[0].as_py())
     assert {"grade", "p_alive", "clv_12m", "rfm", "value"} <= set(reasons)
     assert render(reasons["p_alive"][0]).startswith("bought ")
     assert result.explainer_inputs is not None

@@ -158,6 +158,60 @@ def test_property_columns_equal_the_reasons_built_one_by_one(
     assert loads(column) == expected
 
 
+@settings(max_examples=120, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.one_of(st.none(), st.integers(0, 9)), min_size=3, max_size=3),
+        min_size=1,
+        max_size=20,
+    ),
+    chunked=st.booleans(),
+)
+def test_property_lists_and_objects_equal_the_ones_built_one_by_one(
+    rows: list[list[int | None]], chunked: bool
+) -> None:
+    # given: three item columns, each item absent or {"k": n}; maybe in two chunks
+    def column(position: int) -> pa.Array:
+        texts = [None if row[position] is None else f'{{"k":{row[position]}}}' for row in rows]
+        if chunked and len(texts) > 1:
+            return pa.chunked_array([texts[:1], texts[1:]], pa.string())
+        return pa.array(texts, pa.string())
+
+    items = [column(p) for p in range(3)]
+    lists = [[{"k": n} for n in row if n is not None] for row in rows]
+    # when / then
+    assert loads(pa.array(rc.listed(items).to_pylist())) == lists
+    assert loads(pa.array(rc.listed(items, empty=None).to_pylist())) == [
+        found or None for found in lists
+    ]
+    assert loads(pa.array(rc.listed(items, empty="null").to_pylist())) == [
+        found or None for found in lists
+    ]
+    first = pa.array(["1"] * len(rows))
+    objects = rc.obj({"a": first, "b": items[0], "c": None, "d": items[2]})
+    assert loads(pa.array(objects.to_pylist())) == [
+        {"a": 1}
+        | ({"b": {"k": row[0]}} if row[0] is not None else {})
+        | ({"d": {"k": row[2]}} if row[2] is not None else {})
+        for row in rows
+    ]
+
+
+def test_reasons_by_score_decode_as_one_object_and_old_runs_text_too() -> None:
+    # given: two customers; the second has no "rfm" reasons
+    grade = pa.array(['[{"key":"grade.top"}]', "[]"])
+    rfm = pa.chunked_array([['[{"key":"rfm"}]'], [None]], pa.string())
+    # when
+    column = rc.by_score({"grade": grade, "rfm": rfm})
+    # then
+    assert [rc.decoded(row) for row in column.to_pylist()] == [
+        {"grade": [{"key": "grade.top"}], "rfm": [{"key": "rfm"}]},
+        {"grade": []},
+    ]
+    assert rc.decoded('{"grade":[{"key":"grade.top"}]}') == {"grade": [{"key": "grade.top"}]}
+    assert rc.decoded(None) == {} and rc.decoded("[]") == {}
+
+
 def test_every_key_written_by_the_pipeline_has_a_sentence() -> None:
     import re
     from pathlib import Path

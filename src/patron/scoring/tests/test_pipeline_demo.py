@@ -5,7 +5,6 @@ history, re-grades and grade policies behave as staff expect."""
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from patron.demo import generate_demo
 from patron.errors import Conflict, PermissionDenied, ValidationFailed
 from patron.ingest.schemas import LOAD_ORDER
 from patron.ingest.services import import_file
+from patron.intelligence import reason_columns as rc
 from patron.intelligence.metrics import auc
 from patron.scoring.models import CustomerScore, GradeHistory, GradePolicy, ScoreRun
 from patron.scoring.policies import policy_active, policy_apply, policy_preview, policy_save
@@ -59,7 +59,7 @@ def test_every_customer_is_scored_graded_and_explained(demo: dict[str, Any]) -> 
         zip(*written.select(["customer_id", "reasons"]).to_pydict().values(), strict=True)
     )
     for score in CustomerScore.objects.all()[:200]:
-        assert json.loads(stored[score.customer_id])["grade"], score.customer_id
+        assert rc.decoded(stored[score.customer_id])["grade"], score.customer_id
         assert score.cluster is not None and score.cluster_name
     for score in CustomerScore.objects.order_by("customer_id")[:20]:  # as a page reads them
         reasons = stored_reasons(score)
