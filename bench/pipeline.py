@@ -26,15 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+# First, before pyarrow: importing patron picks Arrow's allocator, as in `patron score`.
+import patron  # noqa: E402, F401
+
+# isort: split
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 from scoring import CUTOFF, generate  # noqa: E402
 
 from patron.intelligence.sources import Sources, conform  # noqa: E402
