@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import connection
 
+from patron.customer.models import Customer
 from patron.errors import Conflict
 from patron.ingest.bulk import bulk_insert, sqlite_values
 from patron.intelligence import reason_columns as rc
@@ -225,9 +226,23 @@ def scores_staged(run: ScoreRun, scores: pa.Table) -> Iterator[ScoreRows]:
 
 
 def scores_replace(rows: ScoreRows) -> int:
-    """Replace every customer's latest score row by the run's (inside the caller's transaction)."""
+    """Replace every customer's latest score row by the run's (inside the caller's
+    transaction); returns how many were written.
+
+    The table has no foreign-key constraints in the database (see ``CustomerScore``): rows
+    of customers deleted since the extract are removed here, with one statement."""
     CustomerScore.objects.all().delete()
-    return rows.insert()
+    written = rows.insert()
+    quote = connection.ops.quote_name
+    scores, customers = quote(CustomerScore._meta.db_table), quote(Customer._meta.db_table)
+    key = quote(str(Customer._meta.pk.column))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {scores} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {customers} c WHERE c.{key} = {scores}.customer_id)"
+        )
+        gone = max(cursor.rowcount, 0)
+    return written - gone
 
 
 def open_grades(customers: Iterable[int] | None = None) -> dict[int, tuple[str, date]]:

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patron.conftest import make_customer
+from patron.customer.models import Customer
 from patron.scoring import sqlite_writer, writeback
 from patron.scoring.models import CustomerScore, GradeHistory, ScoreRun
 from patron.scoring.writeback import grade_history_apply
@@ -257,3 +258,38 @@ def test_a_staging_child_that_cannot_start_leaves_no_scratch_folder(
     ):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("staged", [False, True])
+def test_rows_of_customers_deleted_during_the_run_are_not_kept(
+    monkeypatch: pytest.MonkeyPatch, staged: bool
+) -> None:
+    if staged and connection.vendor != "sqlite":
+        pytest.skip("only SQLite stages score rows")
+    # given: a run scored four customers, and one of them was deleted since the extract
+    customers, run = _customers_and_run("D", 4)
+    table = _score_table(customers)
+    Customer.objects.filter(pk=customers[2]).delete()
+    if staged:
+        monkeypatch.setattr(writeback, "STAGE_MIN_ROWS", 1)
+    # when
+    with writeback.scores_staged(run, table) as rows, transaction.atomic():
+        written = writeback.scores_replace(rows)
+    # then: the table has no foreign-key constraint, yet no row is left without its customer
+    kept = list(CustomerScore.objects.order_by("customer_id").values_list("customer_id", flat=True))
+    assert written == 3
+    assert kept == [customers[0], customers[1], customers[3]]
+
+
+@pytest.mark.django_db
+def test_deleting_a_customer_or_a_run_deletes_its_score_rows() -> None:
+    # given
+    customers, run = _customers_and_run("C", 3)
+    with writeback.scores_staged(run, _score_table(customers)) as rows, transaction.atomic():
+        writeback.scores_replace(rows)
+    # when / then: Django cascades without the database's constraints
+    Customer.objects.get(pk=customers[0]).delete()
+    assert CustomerScore.objects.count() == 2
+    run.delete()
+    assert not CustomerScore.objects.exists()
