@@ -142,9 +142,10 @@ def run(
     stage("features")
 
     # The credit model needs only the features: it learns on the other core while the
-    # purchase models and churn run here (LightGBM, NumPy and Arrow release the GIL), and
-    # then the purchase models' reasons are written there. The credit stage's seconds are
-    # its own; the stages around it are timed on this thread's clock.
+    # purchase models and churn learn here (LightGBM, NumPy and Arrow release the GIL). Then
+    # churn scores everyone on both cores, and the purchase models' reasons are written
+    # there while the clusters and values are made here. The credit stage's seconds are its
+    # own; the stages around it are timed on this thread's clock.
     medians = _medians(features)
     with ThreadPoolExecutor(1) as beside:
         credit_job = beside.submit(
@@ -152,45 +153,58 @@ def run(
         )
         log = purchase_log(sources.orders, time_zone=config.time_zone)
         purchases = fit_purchase_models(log, local_day(cutoff, config.time_zone))
-        bought_reasons = beside.submit(purchases.reasons)  # after the credit model, there
         stage("purchase_models")
 
         ids = features.column("customer_id").to_numpy()
         buyers = _align(purchases.table, ids)
+
+        def credit_done() -> int:
+            credit_job.result()
+            return 2 * config.num_threads  # the other thread's share is free again
+
         churn = churn_stage(
-            sources, features, past_features, past, cutoff, buyers, log, medians, config
+            sources,
+            features,
+            past_features,
+            past,
+            cutoff,
+            buyers,
+            log,
+            medians,
+            config,
+            ready=credit_done,
         )
+        bought_reasons = beside.submit(purchases.reasons)
         stage("churn")
         credit, credit_seconds = credit_job.result()
-        purchase_reasons = bought_reasons.result()
-    stage("credit")  # what the wait for it added (usually nothing) ...
-    seconds["credit"] = round(credit_seconds, 3)  # ... is shown as its own time
+        stage("credit")  # what the wait for it added (usually nothing) ...
+        seconds["credit"] = round(credit_seconds, 3)  # ... is shown as its own time
 
-    scored = _assemble(features, buyers, credit, churn)
-    clusters = CustomerClusters(random_state=config.seed).fit(scored)
-    names = clusters.names()
-    scored = scored.append_column("cluster", pa.array(clusters.labels_, pa.int64()))
-    scored = scored.append_column(
-        "cluster_name", pa.array([names[int(c)] for c in clusters.labels_], pa.string())
-    )
-    stage("clusters")
+        scored = _assemble(features, buyers, credit, churn)
+        clusters = CustomerClusters(random_state=config.seed).fit(scored)
+        names = clusters.names()
+        scored = scored.append_column("cluster", pa.array(clusters.labels_, pa.int64()))
+        scored = scored.append_column(
+            "cluster_name", pa.array([names[int(c)] for c in clusters.labels_], pa.string())
+        )
+        stage("clusters")
 
-    value = customer_value(scored)
-    for name in ("potential_value", "word_of_mouth"):
-        scored = scored.append_column(name, value.column(name))
-    scored = scored.append_column(
-        "certification_rank",
-        certification_rank(sources.extra.get("certifications"), ids, cutoff),
-    )
-    stage("value")
+        value = customer_value(scored)
+        for name in ("potential_value", "word_of_mouth"):
+            scored = scored.append_column(name, value.column(name))
+        scored = scored.append_column(
+            "certification_rank",
+            certification_rank(sources.extra.get("certifications"), ids, cutoff),
+        )
+        stage("value")
 
-    grades = grading.grade(scored, policy, previous=previous_grades)
-    scored = scored.append_column("grade", pa.array(grades.grade.astype(object), pa.string()))
-    scored = scored.append_column("grade_composite", pa.array(grades.composite, pa.float64()))
-    scored = scored.append_column("grade_reasons", grades.reasons)
-    scored = scored.append_column(
-        "reasons", _reasons(ids, purchases, purchase_reasons, grades, value)
-    )
+        grades = grading.grade(scored, policy, previous=previous_grades)
+        scored = scored.append_column("grade", pa.array(grades.grade.astype(object), pa.string()))
+        scored = scored.append_column("grade_composite", pa.array(grades.composite, pa.float64()))
+        scored = scored.append_column("grade_reasons", grades.reasons)
+        scored = scored.append_column(
+            "reasons", _reasons(ids, purchases, bought_reasons.result(), grades, value)
+        )
     stage("grades")
 
     explainers = {
@@ -367,10 +381,15 @@ def churn_stage(
     log: Any,
     medians: Mapping[str, float],
     config: Config,
+    *,
+    ready: Callable[[], int] | None = None,
 ) -> Scored:
     """LightGBM on the features, or BG/NBD's 1 − P(alive): whichever predicts better who
     bought nothing in ``[past, cutoff)``, judged on a random quarter of the customers the
-    LightGBM model did not learn from. Only buyers get a churn probability."""
+    LightGBM model did not learn from. Only buyers get a churn probability.
+
+    ``ready`` is called before LightGBM scores everyone and says how many threads it may
+    use (the pipeline waits there for the credit model on the other thread)."""
     ids = _ids(past_features)
     population = bought_before(sources, past, ids)
     y_all = churned(sources, past, cutoff, ids[population])
@@ -404,7 +423,9 @@ def churn_stage(
     if comparison["better"] != "lightgbm":
         return Scored("bgnbd", 1.0 - p_alive_now, None, None, {**info, "model": "bgnbd"})
     bought = np.isfinite(p_alive_now)
-    probability = np.where(bought, model.probability(_matrix(features)), np.nan)
+    threads = ready() if ready is not None else config.num_threads
+    everyone = model.probability(_matrix(features), num_threads=threads)
+    probability = np.where(bought, everyone, np.nan)
     # Reasons for a churn risk: what raised it, largest first (buyers only).
     explainer = Explainer(
         model=model,

@@ -656,14 +656,18 @@ class BoostedClassifier:
             raise RuntimeError("model is not fitted; call fit() first")
         return feature_matrix(X, self.feature_names_)[0]
 
-    def log_odds(self, X: pa.Table) -> FloatArray:
-        """Calibrated log-odds of the positive class, ``a × margin + b``."""
-        margin = self._booster_predict(self._matrix(X), raw_score=True)
+    def log_odds(self, X: pa.Table, *, num_threads: int | None = None) -> FloatArray:
+        """Calibrated log-odds of the positive class, ``a × margin + b``; ``num_threads``:
+        LightGBM's threads for this prediction (default: the model's)."""
+        threads = {} if num_threads is None else {"num_threads": num_threads}
+        margin = self._booster_predict(self._matrix(X), raw_score=True, **threads)
         return np.asarray(self.params_["platt_a"] * margin + self.params_["platt_b"])
 
-    def probability(self, X: pa.Table) -> FloatArray:
+    def probability(self, X: pa.Table, *, num_threads: int | None = None) -> FloatArray:
         """Calibrated probability of the positive class (a bad outcome; a churn)."""
-        return np.asarray(special.expit(self.log_odds(X)), dtype=np.float64)
+        return np.asarray(
+            special.expit(self.log_odds(X, num_threads=num_threads)), dtype=np.float64
+        )
 
     def _booster_predict(self, matrix: FloatArray, **kwargs: Any) -> FloatArray:
         return np.asarray(
