@@ -813,16 +813,21 @@ def memtable(table: pa.Table) -> ir.Table:
 
 
 def _with_sentiment(reviews: pa.Table, at: datetime) -> pa.Table:
-    """The reviews written before ``at``, with a ``sentiment`` column unless they have one.
-    Each distinct text is scored once."""
+    """The reviews written before ``at``, with a ``sentiment`` column unless they have one."""
     created = reviews.column("created_at")
-    before = reviews.filter(pc.less(created, pa.scalar(at, created.type)))
-    if "sentiment" in before.column_names:
-        return before
-    texts = before.column("text")
+    return with_sentiment(reviews.filter(pc.less(created, pa.scalar(at, created.type))))
+
+
+def with_sentiment(reviews: pa.Table) -> pa.Table:
+    """``reviews`` with a ``sentiment`` column (as they are if they have one): a caller that
+    takes the features at several cut-offs scores the texts once. Each distinct text is
+    scored once."""
+    if "sentiment" in reviews.column_names:
+        return reviews
+    texts = reviews.column("text")
     distinct = pc.unique(texts)
     scores = pa.array(text.sentiment(distinct.to_pylist()), pa.float64())
-    return before.append_column("sentiment", scores.take(pc.index_in(texts, value_set=distinct)))
+    return reviews.append_column("sentiment", scores.take(pc.index_in(texts, value_set=distinct)))
 
 
 def _events_table(events: pa.Table | str | Path | None, con: ibis.BaseBackend) -> ir.Table | None:

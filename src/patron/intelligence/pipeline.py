@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from patron.intelligence import grading
 from patron.intelligence import reason_columns as rc
-from patron.intelligence.features import customer_features
+from patron.intelligence.features import customer_features, with_sentiment
 from patron.intelligence.labels import bad_outcomes, bought_before, churned
 from patron.intelligence.models.churn import ChurnModel, compare_churn
 from patron.intelligence.models.clusters import CustomerClusters
@@ -137,6 +137,7 @@ def run(
 
     past = cutoff - timedelta(days=config.horizon_days)
     sources = known_before(sources, cutoff)
+    sources = replace(sources, reviews=with_sentiment(sources.reviews))  # once, for both
     features = customer_features(sources, cutoff)
     past_features = customer_features(sources, past)
     stage("features")
