@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -185,32 +186,28 @@ def _official_grades(
     indicated = scores.column("grade").to_pylist()
     previous = {customer: grade for customer, (grade, _) in current.items()}
     moves = grading.moves(previous, dict(zip(ids, indicated, strict=True)))
-    grade_reasons = scores.column("grade_reasons").to_pylist()
-    held_reasons: list[str | None] | None = None  # the "grade" reasons, where a grade is held
     official: list[str] = []
-    to_record: dict[int, str] = {}
-    reasons: dict[int, str] = {}
+    recorded: list[int] = []  # rows whose grade is recorded in the history
+    holds: dict[int, tuple[tuple[str, date], str]] = {}  # rows whose grade is held
     for i, customer in enumerate(ids):
         held = current.get(customer)
         if regrade or held is None:
             official.append(indicated[i])
-            to_record[customer] = indicated[i]
-            reasons[customer] = grade_reasons[i]
+            recorded.append(i)
             continue
         official.append(held[0])
         if held[0] != indicated[i]:
-            if held_reasons is None:
-                held_reasons = scores.column("reasons").combine_chunks().field("grade").to_pylist()
-            held_reasons[i] = _with_hold(held_reasons[i], held, indicated[i])
+            holds[i] = (held, indicated[i])
+    # Only the rows concerned go through Python: a nightly run records and holds few.
+    to_record = {ids[i]: indicated[i] for i in recorded}
+    texts = scores.column("grade_reasons").take(pa.array(recorded, pa.int64())).to_pylist()
+    reasons = {ids[i]: text for i, text in zip(recorded, texts, strict=True)}
     table = scores.set_column(
         scores.column_names.index("grade"), "grade", pa.array(official, pa.string())
     )
-    if held_reasons is not None:
-        stored = table.column("reasons").combine_chunks()
-        fields = {f.name: stored.field(f.name) for f in stored.type}
-        fields["grade"] = pa.array(held_reasons, pa.string())
+    if holds:
         table = table.set_column(
-            table.column_names.index("reasons"), "reasons", rc.by_score(fields)
+            table.column_names.index("reasons"), "reasons", _held(table.column("reasons"), holds)
         )
     counts = {
         g: int(n) for g, n in zip(*np.unique(np.asarray(official), return_counts=True), strict=True)
@@ -222,6 +219,23 @@ def _official_grades(
         "regrade": regrade,
     }
     return table, to_record, reasons, summary
+
+
+def _held(
+    column: pa.ChunkedArray, holds: dict[int, tuple[tuple[str, date], str]]
+) -> pa.StructArray:
+    """The reasons ``column`` with each held grade explained first (rows of ``holds``)."""
+    stored = column.combine_chunks()
+    fields = {f.name: stored.field(f.name) for f in stored.type}
+    rows = sorted(holds)
+    before = fields["grade"].take(pa.array(rows, pa.int64())).to_pylist()
+    after = [_with_hold(text, *holds[row]) for row, text in zip(rows, before, strict=True)]
+    mask = np.zeros(len(stored), dtype=bool)
+    mask[rows] = True
+    fields["grade"] = pc.replace_with_mask(
+        fields["grade"], pa.array(mask), pa.array(after, pa.string())
+    )
+    return rc.by_score(fields)
 
 
 def _with_hold(reasons: str | None, held: tuple[str, date], indicated: str) -> str:

@@ -21,6 +21,7 @@ from patron.errors import Conflict, PermissionDenied, ValidationFailed
 from patron.ingest.schemas import LOAD_ORDER
 from patron.ingest.services import import_file
 from patron.intelligence import reason_columns as rc
+from patron.intelligence.explain import render
 from patron.intelligence.metrics import auc
 from patron.scoring.models import CustomerScore, GradeHistory, GradePolicy, ScoreRun
 from patron.scoring.policies import policy_active, policy_apply, policy_preview, policy_save
@@ -103,6 +104,17 @@ def test_a_nightly_run_keeps_grades_and_a_regrade_changes_them(demo: dict[str, A
     assert {c: still[c] for c in before} == before
     pending = nightly.summary["pending_moves"]
     assert pending["up"] + pending["down"] > 0
+    # and exactly the customers whose grade is held say so first, before the grade's reasons
+    stored = pq.read_table(reasons_dir() / nightly.reasons_folder / "reasons.parquet")
+    held = [
+        grade_reasons
+        for grade_reasons in (
+            rc.decoded(row)["grade"] for row in stored.column("reasons").to_pylist()
+        )
+        if render(grade_reasons[0]).startswith("grade held since 2026-08-01")
+    ]
+    assert len(held) == pending["up"] + pending["down"]
+    assert all(len(grade_reasons) > 1 for grade_reasons in held)
     # when: the quarterly re-grade
     regrade = score_customers(as_of=date(2026, 11, 2), regrade=True)
     # then: moves happened exactly as pending said, and history has no gaps
