@@ -44,18 +44,24 @@ class PurchaseLog:
 
 
 def purchase_log(orders: pa.Table, *, time_zone: str) -> PurchaseLog:
-    """Purchases from an ``orders`` table of the sources contract (any date; cut later)."""
-    bought = orders.filter(pc.is_in(orders.column("status"), pa.array(PURCHASE_STATUSES)))
-    placed = pc.cast(bought.column("placed_at"), pa.timestamp("us", tz="UTC"))
+    """Purchases from an ``orders`` table of the sources contract (any date; cut later).
+
+    Only the four columns it needs are cut down to the purchases, as NumPy arrays: filtering
+    the whole orders table copied every column (1.7 s of 2.6 s at 7.9M orders)."""
+    keep = pc.fill_null(pc.is_in(orders.column("status"), pa.array(PURCHASE_STATUSES)), False)
+    mask = keep.to_numpy(zero_copy_only=False)
+    placed = pc.cast(orders.column("placed_at").filter(keep), pa.timestamp("us", tz="UTC"))
     local = pc.local_timestamp(pc.cast(placed, pa.timestamp("us", tz=time_zone)))
     days = pc.cast(local, pa.timestamp("us")).to_numpy().astype("datetime64[D]")
-    currency = pc.dictionary_encode(pc.fill_null(bought.column("currency"), "")).combine_chunks()
+    encoded = pc.dictionary_encode(pc.fill_null(orders.column("currency"), "")).combine_chunks()
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)[mask]
+    used = np.unique(codes)  # the purchases' currencies only
     return PurchaseLog(
-        customer_ids=bought.column("customer_id").to_numpy(),
+        customer_ids=orders.column("customer_id").to_numpy()[mask],
         days=days,
-        amounts=pc.cast(bought.column("total_amount"), pa.float64()).to_numpy(),
-        currencies=np.asarray(currency.indices.to_numpy(zero_copy_only=False), dtype=np.int64),
-        currency_names=currency.dictionary,
+        amounts=pc.cast(orders.column("total_amount"), pa.float64()).to_numpy()[mask],
+        currencies=np.searchsorted(used, codes),
+        currency_names=encoded.dictionary.take(pa.array(used, pa.int64())),
     )
 
 

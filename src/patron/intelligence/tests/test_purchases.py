@@ -53,3 +53,19 @@ def test_a_shop_in_one_currency_gives_it_to_everyone() -> None:
     table = fit_purchase_models(log, local_day(CUTOFF, "UTC")).table
     assert table.column("currency").to_pylist() == ["CNY"] * 30
     assert table.column("currency").type == pa.string()
+
+
+def test_the_log_holds_purchases_only_in_the_merchants_days_and_their_currencies() -> None:
+    # given: the last order was cancelled, and paid in a currency no purchase used
+    orders = _orders(["CNY"] * 59 + ["EUR"])
+    statuses = orders.column("status").to_pylist()
+    statuses[-1] = "cancelled"
+    orders = orders.set_column(1, "status", pa.array(statuses))
+    # when: the merchant is in Shanghai (UTC+8)
+    log = purchase_log(orders, time_zone="Asia/Shanghai")
+    # then
+    assert log.customer_ids.tolist() == np.repeat(np.arange(30), 2)[:59].tolist()
+    assert log.currency_names.to_pylist() == ["CNY"]
+    assert set(log.currencies.tolist()) == {0}
+    assert log.days[0] == np.datetime64("2025-01-01")  # midnight UTC is 08:00 there
+    assert np.allclose(log.amounts, np.linspace(50.0, 300.0, 60)[:59])
