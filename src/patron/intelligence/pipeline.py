@@ -34,6 +34,7 @@ from patron.intelligence.models.credit import Scorecard, fit_credit, top_contrib
 from patron.intelligence.purchases import (
     PurchaseLog,
     PurchaseModels,
+    alive_at,
     fit_purchase_models,
     local_day,
     purchase_log,
@@ -138,7 +139,6 @@ def run(
 
     past = cutoff - timedelta(days=config.horizon_days)
     sources = known_before(sources, cutoff)
-    sources = replace(sources, reviews=with_sentiment(sources.reviews))  # once, for both
 
     # Two threads. The purchase models need only the orders: they are fitted on the second
     # thread while DuckDB takes the features here (its two threads leave room: 4.3 s for a
@@ -149,6 +149,8 @@ def run(
     # credit's seconds are their own; the other stages are timed on this thread's clock.
     with ThreadPoolExecutor(1) as beside:
         purchase_job = beside.submit(_timed, _purchase_models, sources.orders, cutoff, config)
+        # the reviews' sentiment once for both cut-offs (its word list loads in about 1 s)
+        sources = replace(sources, reviews=with_sentiment(sources.reviews))
         features = customer_features(sources, cutoff)
         past_features = customer_features(sources, past)
         stage("features")
@@ -414,7 +416,7 @@ def churn_stage(
         fallback.info["why"] = "too few customers churned or stayed to learn from"
         return fallback
     try:
-        past_models = fit_purchase_models(log, local_day(past, config.time_zone))
+        past_alive = alive_at(log, local_day(past, config.time_zone))
     except ValueError:
         fallback.info["why"] = "too little history before the label window"
         return fallback
@@ -427,8 +429,8 @@ def churn_stage(
     except ValueError as error:
         fallback.info["why"] = str(error)
         return fallback
-    past_alive = _align(past_models.table, ids[population]).column("p_alive")
-    p_alive_past = np.nan_to_num(past_alive.to_numpy(zero_copy_only=False).astype(float), nan=1.0)
+    aligned = _align(past_alive, ids[population]).column("p_alive")
+    p_alive_past = np.nan_to_num(aligned.to_numpy(zero_copy_only=False).astype(float), nan=1.0)
     comparison = compare_churn(
         y_all[test], model.probability(X.filter(pa.array(test))), p_alive_past[test]
     )

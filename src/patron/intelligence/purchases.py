@@ -138,20 +138,7 @@ class PurchaseModels:
 
 def fit_purchase_models(log: PurchaseLog, cutoff_day: np.datetime64) -> PurchaseModels:
     """Fit BG/NBD and Gamma-Gamma on purchases before ``cutoff_day`` and score every buyer."""
-    if len(log) == 0 or not (log.days < cutoff_day).any():
-        raise NotEnoughData(
-            f"no purchases before {cutoff_day}: import orders first or choose a later --as-of"
-        )
-    summary = rfm_summary(
-        log.customer_ids, log.days, log.amounts, cutoff=cutoff_day, unit_days=WEEK
-    )
-    if len(summary) < MIN_CUSTOMERS:
-        raise NotEnoughData(
-            f"only {len(summary)} customers bought before {cutoff_day}; "
-            f"scoring needs at least {MIN_CUSTOMERS}"
-        )
-    x, t_x, big_t, weights = compress_rows(summary.frequency, summary.recency, summary.T)
-    bgnbd = BetaGeo().fit(x, t_x, big_t, weights=weights)
+    summary, bgnbd = _fit_bgnbd(log, cutoff_day)
     repeat = summary.frequency > 0
     gamma = (
         GammaGamma().fit(summary.frequency[repeat], summary.monetary_value[repeat])
@@ -165,6 +152,37 @@ def fit_purchase_models(log: PurchaseLog, cutoff_day: np.datetime64) -> Purchase
     segments = rfm(days_since, summary.frequency + 1, spend)
     table = _buyer_table(summary, bgnbd, gamma, segments, log, cutoff_day)
     return PurchaseModels(summary, bgnbd, gamma, segments, table)
+
+
+def alive_at(log: PurchaseLog, cutoff_day: np.datetime64) -> pa.Table:
+    """Every buyer's P(alive) by BG/NBD fitted on purchases before ``cutoff_day``
+    (``customer_id``, ``p_alive``): the part of :func:`fit_purchase_models` that churn's
+    back-test compares with."""
+    summary, bgnbd = _fit_bgnbd(log, cutoff_day)
+    p_alive = bgnbd.probability_alive(summary.frequency, summary.recency, summary.T)
+    return pa.table(
+        {
+            "customer_id": pa.array(summary.customer_id, pa.int64()),
+            "p_alive": pa.array(p_alive, pa.float64()),
+        }
+    )
+
+
+def _fit_bgnbd(log: PurchaseLog, cutoff_day: np.datetime64) -> tuple[Summary, BetaGeo]:
+    if len(log) == 0 or not (log.days < cutoff_day).any():
+        raise NotEnoughData(
+            f"no purchases before {cutoff_day}: import orders first or choose a later --as-of"
+        )
+    summary = rfm_summary(
+        log.customer_ids, log.days, log.amounts, cutoff=cutoff_day, unit_days=WEEK
+    )
+    if len(summary) < MIN_CUSTOMERS:
+        raise NotEnoughData(
+            f"only {len(summary)} customers bought before {cutoff_day}; "
+            f"scoring needs at least {MIN_CUSTOMERS}"
+        )
+    x, t_x, big_t, weights = compress_rows(summary.frequency, summary.recency, summary.T)
+    return summary, BetaGeo().fit(x, t_x, big_t, weights=weights)
 
 
 def _last_currency(log: PurchaseLog, cutoff_day: np.datetime64, customers: np.ndarray) -> pa.Array:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from patron.intelligence.purchases import fit_purchase_models, local_day, purchase_log
+from patron.intelligence.purchases import alive_at, fit_purchase_models, local_day, purchase_log
 
 CUTOFF = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -69,3 +69,11 @@ def test_the_log_holds_purchases_only_in_the_merchants_days_and_their_currencies
     assert set(log.currencies.tolist()) == {0}
     assert log.days[0] == np.datetime64("2025-01-01")  # midnight UTC is 08:00 there
     assert np.allclose(log.amounts, np.linspace(50.0, 300.0, 60)[:59])
+
+
+def test_alive_at_gives_the_full_fits_p_alive() -> None:
+    log = purchase_log(_orders(["CNY"] * 60), time_zone="UTC")
+    full = fit_purchase_models(log, local_day(CUTOFF, "UTC")).table
+    alive = alive_at(log, local_day(CUTOFF, "UTC"))
+    assert alive.column("customer_id").equals(full.column("customer_id"))
+    assert alive.column("p_alive").equals(full.column("p_alive"))
