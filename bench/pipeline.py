@@ -58,10 +58,10 @@ def _times(days: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (seconds + rng.integers(0, 86_400, len(days))) * 1_000_000
 
 
-def build(customers: int, seed: int = 5) -> Sources:
-    path = OUT / f"pipeline-{customers}-{seed}"
+def build(customers: int, seed: int = 5, busier: float = 1.0) -> Sources:
+    path = OUT / f"pipeline-{customers}-{seed}{_busier(busier)}"
     if not path.exists():
-        _write(path, customers, seed)
+        _write(path, customers, seed, busier)
     tables = {name: pq.read_table(path / f"{name}.parquet") for name in _NAMES}
     return Sources(**{name: conform(name, tables[name]) for name in _NAMES})
 
@@ -69,9 +69,14 @@ def build(customers: int, seed: int = 5) -> Sources:
 _NAMES = ("customers", "orders", "payments", "returns", "reviews", "tickets")
 
 
-def _write(path: Path, customers: int, seed: int) -> None:
+def _busier(busier: float) -> str:
+    """The cache folders' suffix for a ``--busier`` shop ("" for the default one)."""
+    return "" if busier == 1.0 else f"-x{busier:g}"
+
+
+def _write(path: Path, customers: int, seed: int, busier: float) -> None:
     rng = np.random.default_rng(seed)
-    log = pq.read_table(generate(customers))
+    log = pq.read_table(generate(customers, busier=busier))
     ids = log.column("customer_id").to_numpy()
     days = log.column("day").to_numpy().astype("datetime64[D]")
     n = len(ids)
@@ -197,12 +202,19 @@ def main() -> None:
         "extract, pipeline, write-back, snapshot",
     )
     parser.add_argument("--runs", type=int, default=1, help="with --oltp: score this many times")
+    parser.add_argument(
+        "--busier",
+        type=float,
+        default=1.0,
+        help="multiply every customer's purchase rate (default 1: about 7.9M orders at 1M "
+        "customers; 1.5: about 10.1M)",
+    )
     opts = parser.parse_args()
     if opts.oltp:
-        _oltp_score(opts.customers, opts.database_url, opts.runs)
+        _oltp_score(opts.customers, opts.database_url, opts.runs, opts.busier)
         return
     started = time.perf_counter()
-    sources = build(opts.customers)
+    sources = build(opts.customers, busier=opts.busier)
     print(
         f"{opts.customers:,} customers, {sources.orders.num_rows:,} orders "
         f"(built/read in {time.perf_counter() - started:.1f} s)",
@@ -294,9 +306,10 @@ def _write_back(result: Any, database_url: str | None) -> float:
     return sum(parts.values())
 
 
-def _oltp_score(customers: int, database_url: str | None, runs: int) -> None:
+def _oltp_score(customers: int, database_url: str | None, runs: int, busier: float) -> None:
     """``patron score`` as the command runs it, on the shop loaded into the OLTP database."""
-    home = OUT / f"oltp-{customers}-{'postgresql' if database_url else 'sqlite'}"
+    vendor = "postgresql" if database_url else "sqlite"
+    home = OUT / f"oltp-{customers}-{vendor}{_busier(busier)}"
     loaded = home / "loaded"
     if not loaded.exists():
         home.mkdir(parents=True, exist_ok=True)
@@ -317,7 +330,7 @@ def _oltp_score(customers: int, database_url: str | None, runs: int) -> None:
 
     if not loaded.exists():
         started = time.perf_counter()
-        rows = _oltp_load(build(customers))
+        rows = _oltp_load(build(customers, busier=busier))
         print(
             f"loaded {rows:,} rows into {connection.vendor} in {time.perf_counter() - started:.1f} s"
         )

@@ -48,14 +48,16 @@ CUTOFF = START + np.timedelta64(DAYS, "D")  # observation ends the day before
 TRUE = {"r": 1.2, "alpha": 60.0, "a": 1.0, "b": 14.0, "p": 4.0, "q": 3.5, "gamma": 150.0}
 
 
-def generate(customers: int, seed: int = 11) -> Path:
-    """BG/NBD purchasing (rates per day) and Gamma-Gamma spend; first purchases in year one."""
-    path = OUT / f"transactions-{customers}-{seed}.parquet"
+def generate(customers: int, seed: int = 11, busier: float = 1.0) -> Path:
+    """BG/NBD purchasing (rates per day) and Gamma-Gamma spend; first purchases in year one.
+    ``busier`` multiplies every customer's purchase rate (more orders per customer)."""
+    suffix = "" if busier == 1.0 else f"-x{busier:g}"
+    path = OUT / f"transactions-{customers}-{seed}{suffix}.parquet"
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    rate = rng.gamma(TRUE["r"], 1.0 / TRUE["alpha"], customers)
+    rate = busier * rng.gamma(TRUE["r"], 1.0 / TRUE["alpha"], customers)
     dropout = rng.beta(TRUE["a"], TRUE["b"], customers)
     nu = rng.gamma(TRUE["q"], 1.0 / TRUE["gamma"], customers)
     first = rng.integers(0, 365, customers).astype(np.float64)
