@@ -148,7 +148,7 @@ def run(
     # written there while the clusters and values are made here. The purchase models' and
     # credit's seconds are their own; the other stages are timed on this thread's clock.
     with ThreadPoolExecutor(1) as beside:
-        purchase_job = beside.submit(_timed, _purchase_models, sources.orders, cutoff, config)
+        purchase_job = beside.submit(timed, _purchase_models, sources.orders, cutoff, config)
         # the reviews' sentiment once for both cut-offs (its word list loads in about 1 s)
         sources = replace(sources, reviews=with_sentiment(sources.reviews))
         features = customer_features(sources, cutoff)
@@ -157,7 +157,7 @@ def run(
 
         medians = _medians(features)
         credit_job = beside.submit(
-            _timed, credit_stage, sources, features, past_features, past, cutoff, medians, config
+            timed, credit_stage, sources, features, past_features, past, cutoff, medians, config
         )
         (log, purchases), purchase_seconds = purchase_job.result()
         stage("purchase_models")  # what the wait for them added (usually nothing) ...
@@ -249,9 +249,10 @@ def _purchase_models(
     return log, fit_purchase_models(log, local_day(cutoff, config.time_zone))
 
 
-def _timed[T](work: Callable[..., T], *args: Any) -> tuple[T, float]:
+def timed[T](work: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
+    """``work(*args, **kwargs)`` and the seconds it took (for work handed to a thread)."""
     started = time.perf_counter()
-    return work(*args), time.perf_counter() - started
+    return work(*args, **kwargs), time.perf_counter() - started
 
 
 @dataclass(frozen=True)

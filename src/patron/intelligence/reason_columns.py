@@ -12,8 +12,7 @@ Arrow's C++ kernels do the work, and the result is the same JSON as
 
 Nulls carry meaning:
 - a reason built from a null piece is null;
-- a null item is left out of :func:`listed`;
-- a null field is left out of :func:`obj`.
+- a null item is left out of :func:`listed`.
 
 So "this customer has no such reason" needs no special case.
 """
@@ -112,28 +111,6 @@ def listed(items: Sequence[pa.Array], *, empty: str | None = "[]") -> pa.Array:
     if empty is None:
         return _null_where_not(joined, present)
     return pc.if_else(present, joined, empty)
-
-
-def obj(fields: Mapping[str, pa.Array | None]) -> pa.Array:
-    """A JSON object per row of the non-null fields (each field's value is JSON text). The
-    first field must be present on every row: the others are joined after it in one pass."""
-    present = [(name, value) for name, value in fields.items() if value is not None]
-    if not present:
-        raise ValueError("obj(): no fields")
-    (first, head), *rest = present
-    if head.null_count:
-        raise ValueError(f"obj(): the first field {first!r} is missing on some rows")
-    parts: list[Part] = [f"{{{dump(first)}:", head]
-    for name, value in rest:
-        parts += _optional(f",{dump(name)}:", value)
-    return concat(*parts, "}")
-
-
-def _optional(prefix: str, value: pa.Array) -> list[Part]:
-    """``prefix`` and ``value`` where ``value`` is present, two empty pieces where not."""
-    if not value.null_count:
-        return [prefix, value]
-    return [pc.if_else(pc.is_valid(value), prefix, ""), pc.fill_null(value, "")]
 
 
 def _present(items: Sequence[pa.Array], separator: str) -> tuple[list[Part], pa.Array]:

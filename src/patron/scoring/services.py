@@ -30,7 +30,7 @@ from patron.errors import ValidationFailed
 from patron.intelligence import grading
 from patron.intelligence import reason_columns as rc
 from patron.intelligence.explain import N_, Reason
-from patron.intelligence.pipeline import Config, run
+from patron.intelligence.pipeline import Config, run, timed
 from patron.intelligence.purchases import NotEnoughData
 from patron.scoring.models import ScoreRun
 from patron.scoring.policies import policy_active, policy_parse
@@ -116,7 +116,7 @@ def score_customers(
         # stages the score rows. Leaving the executor waits for the reasons, even on an error.
         with ThreadPoolExecutor(1) as beside, scores_staged(run_row, scores) as rows:
             reasons_job = beside.submit(
-                _timed,
+                timed,
                 reasons_write,
                 run_row,
                 scores,
@@ -133,7 +133,8 @@ def score_customers(
                     policy_version=policy_row.version,
                 )
                 # Before the commit: once the score rows point at this run, its reasons are there.
-                run_row.reasons_folder, seconds["reasons"] = reasons_job.result()
+                run_row.reasons_folder, reasons_seconds = reasons_job.result()
+                seconds["reasons"] = round(reasons_seconds, 3)
                 ScoreRun.objects.filter(pk=run_row.pk).update(reasons_folder=run_row.reasons_folder)
             committed = True
         seconds["write"] = round(time.perf_counter() - started, 3)
@@ -160,11 +161,6 @@ def score_customers(
     run_row.summary = {**summary, "history": history, "clusters": result.clusters}
     run_row.save()
     return run_row
-
-
-def _timed(work: Callable[..., str], *args: Any, **kwargs: Any) -> tuple[str, float]:
-    started = time.perf_counter()
-    return work(*args, **kwargs), round(time.perf_counter() - started, 3)
 
 
 def _written(job: Future[tuple[str, float]] | None) -> str:

@@ -56,19 +56,12 @@ def test_a_reason_per_row_with_its_key_chosen_by_code() -> None:
     )
 
 
-def test_lists_and_objects_leave_out_what_is_missing() -> None:
+def test_lists_leave_out_what_is_missing() -> None:
     a = pa.array(['{"key":"a"}', None, None])
     b = pa.array([None, None, None], pa.string())  # null throughout
     c = pa.array(['{"key":"c"}', '{"key":"c"}', None])
     assert loads(rc.listed([a, b, c])) == [[{"key": "a"}, {"key": "c"}], [{"key": "c"}], []]
     assert loads(rc.listed([a, b], empty=None)) == [[{"key": "a"}], None, None]
-    assert loads(rc.obj({"y": rc.listed([c]), "x": rc.listed([a, b], empty=None)})) == [
-        {"y": [{"key": "c"}], "x": [{"key": "a"}]},
-        {"y": [{"key": "c"}]},
-        {"y": []},
-    ]
-    with pytest.raises(ValueError, match="the first field 'x' is missing on some rows"):
-        rc.obj({"x": rc.listed([a, b], empty=None), "y": rc.listed([c])})
 
 
 def test_pyarrow_skip_join_loses_rows_so_we_do_not_use_it() -> None:
@@ -167,7 +160,7 @@ def test_property_columns_equal_the_reasons_built_one_by_one(
     ),
     chunked=st.booleans(),
 )
-def test_property_lists_and_objects_equal_the_ones_built_one_by_one(
+def test_property_lists_equal_the_ones_built_one_by_one(
     rows: list[list[int | None]], chunked: bool
 ) -> None:
     # given: three item columns, each item absent or {"k": n}; maybe in two chunks
@@ -186,14 +179,6 @@ def test_property_lists_and_objects_equal_the_ones_built_one_by_one(
     ]
     assert loads(pa.array(rc.listed(items, empty="null").to_pylist())) == [
         found or None for found in lists
-    ]
-    first = pa.array(["1"] * len(rows))
-    objects = rc.obj({"a": first, "b": items[0], "c": None, "d": items[2]})
-    assert loads(pa.array(objects.to_pylist())) == [
-        {"a": 1}
-        | ({"b": {"k": row[0]}} if row[0] is not None else {})
-        | ({"d": {"k": row[2]}} if row[2] is not None else {})
-        for row in rows
     ]
 
 
